@@ -1,0 +1,5 @@
+"""Allow ``python -m pressroom``."""
+
+from pressroom.cli import main
+
+main()

@@ -1,0 +1,166 @@
+"""Read ``content/publication.yaml`` (plus CLI overrides) into one frozen Config."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from pressroom.errors import ConfigError
+from pressroom.fields import Fields, load_yaml
+
+PAPER_SIZES = ("a4", "letter")
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_LANG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class Author:
+    """The publication's author."""
+
+    name: str
+    role: str
+    bio: str  # Markdown
+
+
+@dataclass(frozen=True)
+class Contact:
+    """How readers reach the clinic."""
+
+    email: str
+    phone: str | None
+    address: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NewsletterSettings:
+    """Sender identity and the links every newsletter carries."""
+
+    sender_name: str
+    sender_address: str
+    reply_to: str | None
+    signup_url: str
+    booking_url: str
+    fallback_name: str
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything ``publication.yaml`` says, validated, plus where the project and output live."""
+
+    project: Path
+    path: Path
+    title: str
+    subtitle: str
+    slug: str
+    language: str
+    identifier: str
+    date: _dt.date
+    author: Author
+    publisher: str
+    rights: str
+    description: str
+    subjects: tuple[str, ...]
+    website: str
+    contact: Contact
+    newsletter: NewsletterSettings
+    disclaimer: str
+    limitations: str
+    cover_illustration: str | None = None  # relative to content/
+    paper: str = "a4"
+    theme: str = "default"
+    out: Path = Path("output")
+    print_shop: bool = False
+    # Sections owned by the mail package, validated there (raw, read-only).
+    mail: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    smtp: Mapping[str, Any] | None = None
+    lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def content_dir(self) -> Path:
+        """The project's ``content/`` folder."""
+        return self.project / "content"
+
+    def line_of(self, dotted_key: str) -> int | None:
+        """The line of ``dotted_key`` (e.g. ``smtp.port``) in publication.yaml, if present."""
+        return self.lines.get(dotted_key)
+
+    def with_overrides(self, **changes: Any) -> "Config":
+        """A copy with the CLI overrides that were actually given (None means not given)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if "paper" in given and given["paper"] not in PAPER_SIZES:
+            raise ConfigError(self.path, None, f"paper must be one of {', '.join(PAPER_SIZES)}")
+        return replace(self, **given)
+
+
+def _url(f: Fields, key: str, required: bool = True) -> str | None:
+    value = f.str(key, required)
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise f.error(key, f"'{f._key(key)}' must be a full URL starting with https://, got {value!r}")
+    return value
+
+
+def _email(f: Fields, key: str, required: bool = True) -> str | None:
+    value = f.str(key, required)
+    if value is not None and not _EMAIL.match(value):
+        raise f.error(key, f"'{f._key(key)}' must be an email address like name@example.com, got {value!r}")
+    return value
+
+
+def load_config(project: Path | str) -> Config:
+    """Load and validate ``<project>/content/publication.yaml``."""
+    project = Path(project).resolve()
+    path = project / "content" / "publication.yaml"
+    if not path.is_file():
+        raise ConfigError(path, None, "not found; is --project pointing at a Pressroom project "
+                          "(a folder holding content/publication.yaml)?")
+    data, lines = load_yaml(path.read_text(encoding="utf-8"), path)
+    f = Fields(data, lines, path)
+    slug = f.str("slug")
+    if not _SLUG.match(slug):
+        raise f.error("slug", f"'slug' must be lowercase words joined by hyphens, got {slug!r}")
+    language = f.str("language")
+    if not _LANG.match(language):
+        raise f.error("language", f"'language' must be a language tag like en-GB, got {language!r}")
+    a = f.mapping("author")
+    author = Author(name=a.str("name"), role=a.str("role"), bio=a.str("bio"))
+    a.done()
+    c = f.mapping("contact")
+    contact = Contact(email=_email(c, "email"), phone=c.str("phone", False),
+                      address=c.str_list("address"))
+    c.done()
+    n = f.mapping("newsletter")
+    newsletter = NewsletterSettings(
+        sender_name=n.str("sender_name"), sender_address=_email(n, "sender_address"),
+        reply_to=_email(n, "reply_to", False), signup_url=_url(n, "signup_url"),
+        booking_url=_url(n, "booking_url"), fallback_name=n.str("fallback_name", False, "there"))
+    n.done()
+    mail, smtp = f.raw("mail"), f.raw("smtp")
+    for key, value in (("mail", mail), ("smtp", smtp)):
+        if value is not None and not isinstance(value, dict):
+            raise f.error(key, f"'{key}' must be a mapping of settings")
+    config = Config(
+        project=project, path=path, title=f.str("title"), subtitle=f.str("subtitle"), slug=slug,
+        language=language, identifier=f.str("identifier"), date=f.date("date"), author=author,
+        publisher=f.str("publisher"), rights=f.str("rights"), description=f.str("description"),
+        subjects=f.str_list("subjects"), website=_url(f, "website"), contact=contact,
+        newsletter=newsletter, disclaimer=f.str("disclaimer"), limitations=f.str("limitations"),
+        cover_illustration=f.str("cover_illustration", False),
+        paper=f.choice("paper", PAPER_SIZES, False, "a4"), theme=f.str("theme", False, "default"),
+        out=project / "output", mail=_freeze(mail or {}), smtp=_freeze(smtp) if smtp else None,
+        lines=MappingProxyType(dict(lines)),
+    )
+    f.done()
+    return config

@@ -1,0 +1,237 @@
+"""Read every content file, validate it, and build the immutable Publication.
+
+Everything is checked before anything is rendered; every problem names ``file:line``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from pressroom import markdown
+from pressroom.config import Config
+from pressroom.errors import ContentError, PressroomError, where
+from pressroom.fields import Fields, load_yaml
+from pressroom.model import (Article, Body, CallToAction, Exercise, Image, Newsletter, Phase,
+                             Publication, Routine, RoutineItem)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+DIFFICULTIES = ("beginner", "intermediate", "advanced")
+ROUTINE_KINDS = ("daily", "programme")
+
+
+def split_front_matter(path: Path) -> tuple[Fields, str, int]:
+    """Split ``---`` YAML front matter from the Markdown body, keeping file line numbers.
+
+    Returns the strict field reader, the body text and the body's first file line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContentError(path, None, "is not UTF-8 text; save it as UTF-8") from exc
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise ContentError(path, 1, "must start with '---' and YAML front matter")
+    for end in range(1, len(lines)):
+        if lines[end].strip() == "---":
+            break
+    else:
+        raise ContentError(path, 1, "front matter is not closed; add a '---' line after it")
+    data, where = load_yaml("".join(lines[1:end]), path, first_line=2)
+    return Fields(data, where, path, line=1), "".join(lines[end + 1:]), end + 2
+
+
+def _slug_of(path: Path) -> str:
+    slug = path.stem
+    if not _SLUG.match(slug):
+        raise ContentError(path, None, "file name must be lowercase words joined by hyphens, "
+                           f"like cheek-lift.md (got {path.name!r})")
+    return slug
+
+
+def _body(config: Config, path: Path, text: str, line: int, slug: str, shift: int = 0) -> Body:
+    return markdown.render(text, path=path, first_line=line, content_dir=config.content_dir,
+                           id_prefix=slug, heading_shift=shift)
+
+
+def _illustration(config: Config, f: Fields, key: str) -> Image:
+    m = f.mapping(key)
+    src, alt = m.str("src"), m.str("alt")
+    m.done()
+    path = markdown.resolve_image(src, f.path, m.line_of("src"), config.content_dir)
+    return Image(src=src, path=path, alt=alt)
+
+
+def load_article(config: Config, path: Path) -> Article:
+    """One article: title, summary, date, order + Markdown body."""
+    slug = _slug_of(path)
+    f, text, line = split_front_matter(path)
+    article = Article(slug=slug, path=path, title=f.str("title"), summary=f.str("summary"),
+                      date=f.date("date"), order=f.int("order", False, 100),
+                      body=_body(config, path, text, line, slug, shift=0))
+    f.done()
+    return article
+
+
+def load_exercise(config: Config, path: Path) -> Exercise:
+    """One structured exercise guide."""
+    slug = _slug_of(path)
+    f, text, line = split_front_matter(path)
+    ex = Exercise(
+        slug=slug, path=path, title=f.str("title"), area=f.str("area"),
+        muscles=f.str_list("muscles"), summary=f.str("summary", max_len=160),
+        hold_seconds=f.int("hold_seconds", minimum=0), reps=f.int("reps", minimum=1),
+        sets=f.int("sets", minimum=1), minutes=f.number("minutes", minimum=0.25),
+        frequency=f.str("frequency"), difficulty=f.choice("difficulty", DIFFICULTIES),
+        order=f.int("order", False, 100), illustration=_illustration(config, f, "illustration"),
+        steps=f.str_list("steps", min_items=2), tips=f.str_list("tips", False, 0),
+        mistakes=f.str_list("mistakes", False, 0), cautions=f.str_list("cautions"),
+        body=_body(config, path, text, line, slug, shift=1))
+    f.done()
+    return ex
+
+
+class _BrokenReference(Exception):
+    """A reference to an exercise whose own file has an error (already reported)."""
+
+
+def _exercise_ref(f: Fields, key: str, slug: str, exercises: dict[str, Exercise],
+                  line: int | None = None) -> Exercise:
+    if slug not in exercises and (f.path.parent.parent / "exercises" / f"{slug}.md").is_file():
+        raise _BrokenReference(slug)
+    if slug not in exercises:
+        known = ", ".join(sorted(exercises))
+        raise ContentError(f.path, line or f.line_of(key),
+                           f"unknown exercise '{slug}' (known: {known})")
+    return exercises[slug]
+
+
+def load_routine(config: Config, path: Path, exercises: dict[str, Exercise]) -> Routine:
+    """A daily routine (items) or a programme (phases); exercise slugs must exist."""
+    slug = _slug_of(path)
+    f, text, line = split_front_matter(path)
+    title, kind = f.str("title"), f.choice("kind", ROUTINE_KINDS)
+    summary = f.str("summary")
+    items: list[RoutineItem] = []
+    phases: list[Phase] = []
+    if kind == "daily":
+        for item in f.mappings("items"):
+            ex = _exercise_ref(item, "exercise", item.str("exercise"), exercises)
+            items.append(RoutineItem(ex, item.number("minutes", minimum=0.25), item.str("note", max_len=100)))
+            item.done()
+    else:
+        for ph in f.mappings("phases"):
+            slugs = ph.str_list("exercises")
+            refs = tuple(_exercise_ref(ph, "exercises", s, exercises,
+                                       ph.lines.get(f"{ph.prefix}.exercises.{i}"))
+                         for i, s in enumerate(slugs))
+            start, end = ph.int("start_week", minimum=1), ph.int("end_week", minimum=1)
+            if end < start:
+                raise ph.error("end_week", f"'end_week' ({end}) is before 'start_week' ({start})")
+            phases.append(Phase(ph.str("name"), start, end, ph.str("frequency"),
+                                ph.number("minutes", minimum=1), refs, ph.str("note")))
+            ph.done()
+    f.done()
+    return Routine(slug=slug, path=path, title=title, kind=kind, summary=summary,
+                   items=tuple(items), phases=tuple(phases),
+                   body=_body(config, path, text, line, slug, shift=1))
+
+
+def load_newsletter(config: Config, path: Path, exercises: dict[str, Exercise]) -> Newsletter:
+    """One newsletter issue; featured slugs must exist."""
+    slug = _slug_of(path)
+    f, text, line = split_front_matter(path)
+    subject = f.str("subject", max_len=150)
+    preheader = f.str("preheader", max_len=200)
+    featured = tuple(_exercise_ref(f, "featured", s, exercises, f.lines.get(f"featured.{i}"))
+                     for i, s in enumerate(f.str_list("featured", False, 0)))
+    c = f.mapping("cta")
+    cta = CallToAction(c.str("label"), c.str("url"))
+    if not cta.url.startswith(("https://", "http://", "mailto:")):
+        raise c.error("url", f"'cta.url' must be a full https:// URL, got {cta.url!r}")
+    c.done()
+    issue = Newsletter(slug=slug, path=path, subject=subject, preheader=preheader,
+                       date=f.date("date"), number=f.int("number", minimum=1), featured=featured,
+                       cta=cta, body=_body(config, path, text, line, slug, shift=0))
+    f.done()
+    return issue
+
+
+def _load_all(files: list[Path], load: Callable[[Path], T], errors: list[str]) -> list[T]:
+    out = []
+    for path in files:
+        try:
+            out.append(load(path))
+        except ContentError as exc:
+            errors.append(exc.message)
+        except _BrokenReference:
+            pass  # the exercise's own error is reported; don't cascade
+    return out
+
+
+def _check_unique(items, key: Callable, what: str, errors: list[str]) -> None:
+    seen: dict = {}
+    for item in items:
+        k = key(item)
+        if k in seen:
+            errors.append(f"{where(item.path)}: duplicate {what} {k!r} "
+                          f"(also used by {seen[k].path.name}); make it unique")
+        seen[k] = item
+
+
+def load_publication(config: Config) -> Publication:
+    """Load, validate and cross-check every content file; raise one error listing all problems."""
+    root = config.content_dir
+    errors: list[str] = []
+
+    def md_files(folder: str) -> list[Path]:
+        return sorted((root / folder).glob("*.md")) if (root / folder).is_dir() else []
+
+    exercises = _load_all(md_files("exercises"), lambda p: load_exercise(config, p), errors)
+    by_slug = {e.slug: e for e in exercises}
+    articles = _load_all(md_files("articles"), lambda p: load_article(config, p), errors)
+    routines = _load_all(md_files("routines"), lambda p: load_routine(config, p, by_slug), errors)
+    newsletters = _load_all(md_files("newsletters"),
+                            lambda p: load_newsletter(config, p, by_slug), errors)
+    _check_unique(exercises, lambda e: e.title, "exercise title", errors)
+    _check_unique(newsletters, lambda n: n.number, "newsletter number", errors)
+    _check_unique(routines, lambda r: r.kind, "routine kind", errors)
+    if not articles and not errors:
+        errors.append(f"{root / 'articles'}: no articles found; add at least one .md file")
+
+    def pub_body(key: str, text: str) -> Body:
+        try:
+            return markdown.render(text, path=config.path, first_line=config.line_of(key) or 1,
+                                   content_dir=root, id_prefix=key)
+        except ContentError as exc:
+            errors.append(exc.message)
+            return markdown.render("", path=config.path, first_line=1, content_dir=root, id_prefix=key)
+
+    bio, disclaimer = pub_body("author.bio", config.author.bio), pub_body("disclaimer", config.disclaimer)
+    limitations = pub_body("limitations", config.limitations)
+    cover = exercises[0].illustration if exercises else None
+    if config.cover_illustration:
+        try:
+            src = config.cover_illustration
+            cover = Image(src, markdown.resolve_image(src, config.path, config.line_of(
+                "cover_illustration"), root), f"Illustration for {config.title}")
+        except ContentError as exc:
+            errors.append(exc.message)
+    if cover is None and not errors:
+        errors.append(f"{config.path}: no exercises and no 'cover_illustration'; add one of them")
+    if errors:
+        raise PressroomError("\n".join(errors) if len(errors) == 1 else
+                             f"{len(errors)} problems in content:\n" + "\n".join(errors))
+    log.info("loaded %d article(s), %d exercise(s), %d routine(s), %d newsletter(s)",
+             len(articles), len(exercises), len(routines), len(newsletters))
+    return Publication(
+        config=config,
+        articles=tuple(sorted(articles, key=lambda a: (a.order, a.slug))),
+        exercises=tuple(sorted(exercises, key=lambda e: (e.order, e.slug))),
+        routines=tuple(sorted(routines, key=lambda r: ROUTINE_KINDS.index(r.kind))),
+        newsletters=tuple(sorted(newsletters, key=lambda n: (n.number, n.slug))),
+        author_bio=bio, disclaimer=disclaimer, limitations=limitations, cover_image=cover)

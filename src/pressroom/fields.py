@@ -1,0 +1,194 @@
+"""YAML with line numbers, and a small strict validator that reports ``file:line: problem``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pressroom.errors import ContentError
+
+
+def load_yaml(text: str, path: Path, first_line: int = 1) -> tuple[Any, dict[str, int]]:
+    """Parse YAML safely; return the data and a map of dotted key paths to 1-based file lines.
+
+    ``first_line`` is the file line of the YAML's first line (front matter starts after ``---``).
+    Duplicate keys are an error (plain ``safe_load`` would silently keep the last one).
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = first_line + mark.line if mark is not None else first_line
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ContentError(path, line, f"invalid YAML: {problem}; check the indentation and quoting") from exc
+    if node is None:
+        return {}, {}
+    lines: dict[str, int] = {}
+    _walk(node, "", lines, path, first_line)
+    data = yaml.SafeLoader(text).get_single_data() if text.strip() else {}
+    return data, lines
+
+
+def _walk(node: yaml.Node, prefix: str, lines: dict[str, int], path: Path, first: int) -> None:
+    lines.setdefault(prefix, first + node.start_mark.line)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = first + key_node.start_mark.line
+            if key in seen:
+                raise ContentError(path, line, f"duplicate key '{key}'; keep only one")
+            seen.add(key)
+            sub = f"{prefix}.{key}" if prefix else key
+            lines[sub] = line
+            _walk(value_node, sub, lines, path, first)
+            lines[sub] = line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, f"{prefix}.{i}" if prefix else str(i), lines, path, first)
+
+
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", list: "a list", dict: "a mapping"}
+
+
+class Fields:
+    """Strict reader over one YAML mapping: typed getters, then ``done()`` rejects unknown keys."""
+
+    def __init__(self, data: Any, lines: dict[str, int], path: Path, prefix: str = "",
+                 line: int | None = None) -> None:
+        self.path = path
+        self.lines = lines
+        self.prefix = prefix
+        self.line = line if line is not None else lines.get(prefix, 1)
+        if not isinstance(data, dict):
+            where = f"'{prefix}'" if prefix else "the front matter"
+            raise ContentError(path, self.line, f"{where} must be a mapping of 'key: value' lines")
+        self.data = data
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def line_of(self, key: str) -> int:
+        """The file line of ``key`` (or of this mapping when the key is absent)."""
+        return self.lines.get(self._key(key), self.line)
+
+    def error(self, key: str, message: str) -> ContentError:
+        """A ContentError pointing at ``key``."""
+        return ContentError(self.path, self.line_of(key), message)
+
+    def _get(self, key: str, required: bool) -> Any:
+        self.used.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise ContentError(self.path, self.line, f"missing required field '{self._key(key)}'")
+            return None
+        return self.data[key]
+
+    def str(self, key: str, required: bool = True, default: str | None = None,
+            max_len: int | None = None) -> str | None:
+        """A non-empty string (dates and numbers are not silently accepted)."""
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self.error(key, f"'{self._key(key)}' must be text, got {value!r}; put it in quotes")
+        value = value.strip()
+        if not value and required:
+            raise self.error(key, f"'{self._key(key)}' must not be empty")
+        if max_len is not None and len(value) > max_len:
+            raise self.error(key, f"'{self._key(key)}' must be at most {max_len} characters, got {len(value)}")
+        return value
+
+    def int(self, key: str, required: bool = True, default: int | None = None,
+            minimum: int | None = None) -> int | None:
+        """A whole number, optionally with a minimum."""
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"'{self._key(key)}' must be a whole number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"'{self._key(key)}' must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, required: bool = True, default: float | None = None,
+               minimum: float = 0) -> float | None:
+        """An int or float, at least ``minimum``."""
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(key, f"'{self._key(key)}' must be a number, got {value!r}")
+        if value < minimum:
+            raise self.error(key, f"'{self._key(key)}' must be at least {minimum}, got {value}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], required: bool = True,
+               default: str | None = None) -> str | None:
+        """One of a fixed set of strings."""
+        value = self.str(key, required, default)
+        if value is not None and value not in choices:
+            raise self.error(key, f"'{self._key(key)}' must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def date(self, key: str, required: bool = True) -> _dt.date | None:
+        """A date written as YYYY-MM-DD."""
+        value = self._get(key, required)
+        if value is None:
+            return None
+        if isinstance(value, _dt.datetime):
+            return value.date()
+        if isinstance(value, _dt.date):
+            return value
+        raise self.error(key, f"'{self._key(key)}' must be a date like 2026-04-01, got {value!r}")
+
+    def str_list(self, key: str, required: bool = True, min_items: int = 1) -> tuple[str, ...]:
+        """A list of non-empty strings."""
+        value = self._get(key, required)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.error(key, f"'{self._key(key)}' must be a list (one '- item' per line)")
+        if len(value) < min_items:
+            raise self.error(key, f"'{self._key(key)}' needs at least {min_items} item(s), got {len(value)}")
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                line = self.lines.get(f"{self._key(key)}.{i}", self.line_of(key))
+                raise ContentError(self.path, line,
+                                   f"'{self._key(key)}' item {i + 1} must be text, got {item!r}")
+            out.append(item.strip())
+        return tuple(out)
+
+    def mapping(self, key: str, required: bool = True) -> "Fields | None":
+        """A nested mapping, itself read strictly."""
+        value = self._get(key, required)
+        if value is None:
+            return None
+        return Fields(value, self.lines, self.path, self._key(key), self.line_of(key))
+
+    def mappings(self, key: str, min_items: int = 1) -> list["Fields"]:
+        """A list of nested mappings."""
+        value = self._get(key, True)
+        if not isinstance(value, list) or len(value) < min_items:
+            raise self.error(key, f"'{self._key(key)}' must be a list of at least {min_items} entries")
+        out = []
+        for i, item in enumerate(value):
+            sub = f"{self._key(key)}.{i}"
+            out.append(Fields(item, self.lines, self.path, sub, self.lines.get(sub, self.line_of(key))))
+        return out
+
+    def raw(self, key: str) -> Any:
+        """The value as parsed, unchecked (for sections another module validates)."""
+        return self._get(key, False)
+
+    def done(self) -> None:
+        """Reject any key that no getter asked for."""
+        for key in self.data:
+            if key not in self.used:
+                known = ", ".join(sorted(self.used))
+                raise self.error(str(key), f"unknown field '{self._key(str(key))}' (known fields: {known})")

@@ -1,0 +1,322 @@
+"""Send a built newsletter: snapshot the audience, mail each recipient once, resume after a crash."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from pressroom.config import Config
+from pressroom.errors import MailError
+from pressroom.mail import smtp as outcomes
+from pressroom.mail.addresses import normalise_address
+from pressroom.mail.ledger import Due, Ledger, Pacer, send_lock
+from pressroom.mail.message import Built, Outgoing, build_message, check_dkim, load_built
+from pressroom.mail.settings import (DkimSettings, MailSettings, SmtpSettings, mail_settings,
+                                     secret_key, smtp_password, smtp_settings)
+from pressroom.mail.smtp import OutboxTransport, SmtpTransport, TransportError, safe_label
+from pressroom.mail.store import BATCH, Store, open_store
+from pressroom.mail.tokens import UNSUBSCRIBE, make_token
+from pressroom.merge import personalise_html, personalise_text
+
+log = logging.getLogger(__name__)
+
+TEST_PREFIX = "[TEST] "
+Transport = SmtpTransport | OutboxTransport
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SendResult:
+    """What a ``send`` run did; the ledger counts cover the whole campaign, not just this run."""
+
+    issue: str
+    mode: str  # "campaign", "test" or "dry-run"
+    destination: str
+    counts: dict[str, int] = field(default_factory=dict)
+    sent_now: int = 0
+    rendered: int = 0
+    requeued_unknown: int = 0
+    unknown: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    paused: str | None = None
+
+
+class Renderer:
+    """Fills a built newsletter for one recipient and builds the signed message."""
+
+    def __init__(self, settings: MailSettings, built: Built, dkim: DkimSettings | None,
+                 key: bytes, prefix: str = "") -> None:
+        self.settings, self.built, self.dkim, self.key, self.prefix = settings, built, dkim, key, prefix
+        self.view_url = settings.view_link(built.slug)
+
+    def render(self, subscriber_id: int, email: str, first_name: str = "",
+               last_name: str = "") -> Outgoing:
+        """One personalised message (MailError if an address or header value is unsafe)."""
+        s = self.settings
+        unsubscribe_url = s.unsubscribe_link(make_token(subscriber_id, UNSUBSCRIBE, self.key))
+        fill = dict(first_name=first_name, fallback=s.fallback_name,
+                    unsubscribe_url=unsubscribe_url, view_url=self.view_url)
+        return build_message(
+            sender=s.sender, sender_name=s.sender_name, reply_to=s.reply_to, to=email,
+            to_name=" ".join(p for p in (first_name, last_name) if p),
+            subject=self.prefix + self.built.subject,
+            text=personalise_text(self.built.text, **fill), html=personalise_html(self.built.html, **fill),
+            list_id=s.list_id, unsubscribe_https=unsubscribe_url,
+            unsubscribe_mailto=s.unsubscribe_mailto, dkim_settings=self.dkim)
+
+
+def open_transport(settings: MailSettings, smtp: SmtpSettings | None, folder: str) -> Transport:
+    """SMTP when configured, else the embedded outbox ``<out>/outbox/<folder>/``."""
+    if smtp is None:
+        return OutboxTransport(settings.outbox / folder)
+    return SmtpTransport(smtp, helo=settings.sender_domain, password=smtp_password(smtp))
+
+
+def _destination(settings: MailSettings, smtp: SmtpSettings | None, folder: str) -> str:
+    return f"{smtp.host}:{smtp.port}" if smtp else str(settings.outbox / folder)
+
+
+def send_campaign(config: Config, issue: str, *, tag: str | None = None,
+                  test_to: str | None = None, dry_run: bool = False, resend_unknown: bool = False,
+                  rate: float | None = None, progress: Progress | None = None,
+                  clock: Callable[[], float] = time.time,
+                  sleep: Callable[[float], None] = time.sleep) -> SendResult:
+    """Send newsletter ``issue`` (a built slug) to its audience, resuming any earlier run.
+
+    ``test_to`` sends one "[TEST]" copy outside the ledger; ``dry_run`` renders every message
+    and sends nothing; ``resend_unknown`` re-queues recipients whose delivery is unknown; ``rate``
+    (messages/second) overrides smtp.rate. ``progress(done, total)`` is called as recipients
+    finish. ``clock``/``sleep`` exist for tests and benchmarks. Example:
+    ``send_campaign(load_config("."), "01-welcome", tag="vip")``.
+    """
+    settings, smtp = mail_settings(config), smtp_settings(config)
+    built = load_built(config.out, issue)
+    dkim = smtp.dkim if smtp else None
+    check_dkim(dkim, settings.sender)
+    key = secret_key()
+    if test_to is not None:
+        return _send_test(settings, smtp, built, dkim, key, test_to)
+    renderer = Renderer(settings, built, dkim, key)
+    with open_store(settings.store) as store:
+        if dry_run:
+            return _dry_run(store, renderer, issue, tag, resend_unknown,
+                            _destination(settings, smtp, issue))
+        with send_lock(store, issue):
+            ledger = Ledger.open(store, issue, built.subject, tag)
+            stale = ledger.stale_to_unknown()
+            if stale:
+                log.warning("%s: %d recipient(s) were being sent when a previous run stopped; "
+                            "they are now 'unknown' (re-send with --resend-unknown)", issue, stale)
+            result = SendResult(issue, "campaign", _destination(settings, smtp, issue))
+            if resend_unknown:
+                result.requeued_unknown = ledger.requeue_unknown()
+            pacer = Pacer(store, rate or (smtp.rate if smtp else None),
+                          smtp.hourly_cap if smtp else None, clock, sleep)
+            with open_transport(settings, smtp, issue) as transport:
+                _Run(store, ledger, transport, renderer, pacer, settings, result, progress,
+                     clock, sleep).run()
+            ledger.finish_if_done()
+            result.counts = ledger.counts()
+            result.unknown = ledger.addresses("unknown")
+    log.info("%s: %s", issue, ", ".join(f"{k} {v}" for k, v in result.counts.items() if v))
+    return result
+
+
+class _Run:
+    """One pass of the send loop over the ledger (memory stays flat: batches of BATCH rows)."""
+
+    def __init__(self, store: Store, ledger: Ledger, transport: Transport, renderer: Renderer,
+                 pacer: Pacer, settings: MailSettings, result: SendResult,
+                 progress: Progress | None, clock: Callable[[], float],
+                 sleep: Callable[[float], None]) -> None:
+        self.store, self.ledger, self.transport, self.renderer = store, ledger, transport, renderer
+        self.pacer, self.settings, self.result = pacer, settings, result
+        self.progress, self.clock, self.sleep = progress, clock, sleep
+        counts = ledger.counts()
+        self.total, self.done = counts["pending"] + counts["retry"], 0
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def run(self) -> None:
+        if self.progress:
+            self.progress(0, self.total)
+        while self.sweep():
+            due = self.ledger.next_retry_at()
+            if due is None:
+                return
+            delay = due - self.clock()
+            if delay > 0:
+                log.info("%s: waiting %.1f s before retrying", self.ledger.issue, delay)
+                self.sleep(delay)
+
+    def sweep(self) -> bool:
+        """Attempt every due recipient once; False when the campaign was paused."""
+        after = 0
+        while rows := self.ledger.due(self.clock(), after, limit=BATCH):
+            for row in rows:
+                after = row.subscriber_id
+                if not self.attempt(row):
+                    return False
+        return True
+
+    def backoff(self, attempts: int) -> float:
+        return min(self.settings.retry_backoff * 2 ** max(attempts - 1, 0), 3600.0)
+
+    def attempt(self, row: Due) -> bool:
+        ledger, sid = self.ledger, row.subscriber_id
+        if row.subscriber_status != "subscribed" or row.suppressed:
+            ledger.skipped(sid, f"{row.suppressed or row.subscriber_status} since the snapshot")
+            self.advance()
+            return True
+        try:
+            message = self.renderer.render(sid, row.email, row.first_name, row.last_name)
+        except MailError as exc:
+            ledger.failed(sid, f"not sendable: {exc.message}", row.attempts)
+            self.result.failed.append((row.email, exc.message))
+            self.advance()
+            return True
+        outcome = self.deliver(row, message)
+        if outcome is None:
+            return False
+        attempts, now, kind = row.attempts + 1, self.clock(), outcome.kind
+        if kind == outcomes.SENT:
+            ledger.sent(sid, message.message_id, outcome.reply, now, attempts)
+            self.pacer.record(now)
+            self.result.sent_now += 1
+        elif kind == outcomes.UNKNOWN:
+            ledger.unknown(sid, message.message_id, outcome.reply, now, attempts)
+            self.pacer.record(now)
+            log.warning("%s: delivery to %s unknown: %s", ledger.issue, row.email, outcome.reply)
+        elif kind == outcomes.REJECTED:
+            with self.store.transaction():
+                ledger.failed(sid, outcome.reply, attempts)
+                self.store.suppress(row.email, "rejected", f"smtp:{ledger.issue}", outcome.reply)
+            self.result.failed.append((row.email, outcome.reply))
+        elif kind == outcomes.RETRY and attempts < self.settings.max_attempts:
+            ledger.retry(sid, outcome.reply, attempts, now + self.backoff(attempts))
+            log.info("%s: %s will be retried: %s", ledger.issue, row.email, outcome.reply)
+            return True
+        elif kind == outcomes.RETRY:
+            reply = f"gave up after {attempts} attempts: {outcome.reply}"
+            ledger.failed(sid, reply, attempts)
+            self.result.failed.append((row.email, reply))
+        else:  # PAUSE: the message or the sender is at fault; suppress nobody
+            ledger.restore(sid, row.status)
+            self.pause(f"the server refused the message itself ({outcome.reply}); nobody was "
+                       "suppressed. Fix the content or the sender setup (SPF, DKIM, account), "
+                       f"then run `pressroom send {ledger.issue}` again to resume")
+            return False
+        self.advance()
+        return True
+
+    def deliver(self, row: Due, message: Outgoing) -> outcomes.Outcome | None:
+        """Hand one message to the transport, riding out connection failures with backoff."""
+        failures = 0
+        while True:
+            self.pacer.wait()
+            try:
+                return self.transport.send(
+                    self.settings.sender, message.recipient, message.data,
+                    on_data=lambda: self.ledger.sending(row.subscriber_id),
+                    label=f"{row.subscriber_id:06d}-{safe_label(row.email)}")
+            except TransportError as exc:
+                failures += 1
+                if not exc.transient or failures >= self.settings.max_attempts:
+                    self.pause(exc.message)
+                    return None
+                delay = self.backoff(failures)
+                log.warning("%s; trying again in %.1f s", exc.message, delay)
+                self.sleep(delay)
+
+    def pause(self, reason: str) -> None:
+        self.ledger.pause(reason)
+        self.result.paused = reason
+        log.error("%s: campaign paused: %s", self.ledger.issue, reason)
+
+
+def _send_test(settings: MailSettings, smtp: SmtpSettings | None, built: Built,
+               dkim: DkimSettings | None, key: bytes, test_to: str) -> SendResult:
+    """One "[TEST]" copy to ``test_to``, outside the ledger (personalised if it is a subscriber)."""
+    address = normalise_address(test_to)
+    with open_store(settings.store) as store:
+        known = store.find(address)
+    sid, first, last = (known.id, known.first_name, known.last_name) if known else (0, "", "")
+    message = Renderer(settings, built, dkim, key, TEST_PREFIX).render(sid, address, first, last)
+    result = SendResult(built.slug, "test", _destination(settings, smtp, built.slug))
+    with open_transport(settings, smtp, built.slug) as transport:
+        outcome = transport.send(settings.sender, message.recipient, message.data,
+                                 on_data=lambda: None, label=f"test-{safe_label(address)}")
+    if outcome.kind != outcomes.SENT:
+        raise MailError(f"the test message to {address} was not accepted: {outcome.reply}")
+    result.sent_now = 1
+    return result
+
+
+def _audience(store: Store, issue: str, tag: str | None, resend_unknown: bool) -> Iterator[Due]:
+    """Who a real run would attempt now: the ledger's queue, or the snapshot it would take."""
+    ledger = Ledger.find(store, issue)
+    after = 0
+    while True:
+        if ledger is not None:
+            rows = ledger.due(float("inf"), after, include_unknown=resend_unknown)
+        else:
+            sql = ("SELECT s.id, s.email, s.first_name, s.last_name, s.status, p.reason, 'pending', 0 "
+                   "FROM subscribers s LEFT JOIN suppressions p ON p.email_key = s.email_key "
+                   "WHERE s.id > ? AND s.status = 'subscribed'")
+            args: tuple = (after,)
+            if tag:
+                sql += (" AND EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id "
+                        "AND t.tag = ?)")
+                args += (tag,)
+            rows = [Due(*r) for r in store.db.execute(sql + f" ORDER BY s.id LIMIT {BATCH}", args)]
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].subscriber_id
+
+
+def _dry_run(store: Store, renderer: Renderer, issue: str, tag: str | None, resend_unknown: bool,
+             destination: str) -> SendResult:
+    result = SendResult(issue, "dry-run", destination)
+    counts = dict.fromkeys(("pending", "skipped", "failed"), 0)
+    for row in _audience(store, issue, tag, resend_unknown):
+        if row.subscriber_status != "subscribed" or row.suppressed:
+            counts["skipped"] += 1
+            continue
+        try:
+            renderer.render(row.subscriber_id, row.email, row.first_name, row.last_name)
+        except MailError as exc:
+            counts["failed"] += 1
+            result.failed.append((row.email, exc.message))
+            continue
+        counts["pending"] += 1
+        result.rendered += 1
+    result.counts = counts
+    return result
+
+
+def send_transactional(config: Config, to_addr: str, subject: str, html: str | None,
+                       text: str) -> str:
+    """Send one non-newsletter email now (e.g. a double-opt-in confirmation); return its Message-ID.
+
+    No list headers and no ledger; with no SMTP configured the message goes to
+    ``<out>/outbox/transactional/``. Example:
+    ``send_transactional(config, "ann@example.com", "Please confirm", html, text)``.
+    """
+    settings, smtp = mail_settings(config), smtp_settings(config)
+    dkim = smtp.dkim if smtp else None
+    message = build_message(sender=settings.sender, sender_name=settings.sender_name,
+                            reply_to=settings.reply_to, to=to_addr, subject=subject, text=text,
+                            html=html, dkim_settings=dkim)
+    with open_transport(settings, smtp, "transactional") as transport:
+        label = f"{int(time.time() * 1000)}-{safe_label(message.recipient)}"
+        outcome = transport.send(settings.sender, message.recipient, message.data,
+                                 on_data=lambda: None, label=label)
+    if outcome.kind != outcomes.SENT:
+        raise MailError(f"the message to {message.recipient} was not accepted: {outcome.reply}")
+    return message.message_id

@@ -1,0 +1,254 @@
+"""Click commands for subscribers, sending and bounces: parse, call one library function, show."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from pressroom.config import Config, load_config
+from pressroom.errors import MailError
+from pressroom.mail.bounces import process_bounces
+from pressroom.mail.campaign import SendResult, send_campaign
+from pressroom.mail.importing import import_subscribers
+from pressroom.mail.store import STATUSES
+from pressroom.mail.subscribers import (add_subscriber, export_lines, export_subscribers,
+                                        list_subscribers, subscriber_stats, unsubscribe)
+
+SHOWN_ADDRESSES = 50
+
+
+def project_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --project and --out, and pass the loaded Config as ``config``."""
+
+    @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".",
+                  show_default=True, help="The project folder (holding content/publication.yaml).")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="The output folder (default: <project>/output).")
+    @functools.wraps(func)
+    def wrapper(project: Path, out: Path | None, **kwargs: Any) -> Any:
+        config = load_config(project).with_overrides(out=out.resolve() if out else None)
+        return func(config=config, **kwargs)
+
+    return wrapper
+
+
+@click.group()
+def subscribers() -> None:
+    """Manage the subscriber list (stored in SQLite, outside output/).
+
+    \b
+    Example:
+      pressroom subscribers import members.csv --dry-run
+    """
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@project_options
+def import_command(config: Config, file: Path, dry_run: bool) -> None:
+    """Import subscribers from a CSV file.
+
+    Accepts Mailchimp's export ("Email Address", "First Name", "Last Name", "TAGS") or plain
+    email,first_name,last_name,tags columns. Invalid rows are reported as FILE.csv:LINE: reason
+    and the valid rows are imported. Re-running is safe, and an unsubscribed or bounced address
+    is never re-subscribed.
+
+    \b
+    Example:
+      pressroom subscribers import mailchimp-export.csv
+    """
+    result = import_subscribers(config, file, dry_run=dry_run)
+    for problem in result.problems:
+        click.echo(problem, err=True)
+    verb = "would add" if dry_run else "added"
+    click.echo(f"{file}: {verb} {result.added}, updated {result.updated}, unchanged "
+               f"{result.unchanged}, suppressed (not re-subscribed) {result.suppressed}, "
+               f"duplicates {result.duplicates}, invalid {len(result.problems)}")
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--first-name", default="", help="First name (used in the greeting).")
+@click.option("--last-name", default="", help="Last name.")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
+@project_options
+def add_command(config: Config, email: str, first_name: str, last_name: str,
+                tags: tuple[str, ...]) -> None:
+    """Add one subscriber.
+
+    \b
+    Example:
+      pressroom subscribers add ann@example.com --first-name Ann --tag clinic
+    """
+    subscriber = add_subscriber(config, email, first_name=first_name, last_name=last_name, tags=tags)
+    click.echo(f"added {subscriber.email} (id {subscriber.id})")
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(STATUSES), default=None,
+              help="Only subscribers with this status.")
+@project_options
+def list_command(config: Config, status: str | None) -> None:
+    """List subscribers: email, status, name and tags, tab-separated.
+
+    \b
+    Example:
+      pressroom subscribers list --status subscribed
+    """
+    for s in list_subscribers(config, status):
+        click.echo("\t".join((s.email, s.status, s.name, ",".join(s.tags))))
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email", required=False)
+@click.option("--token", default=None, help="The token from an unsubscribe link (?t=...).")
+@project_options
+def unsubscribe_command(config: Config, email: str | None, token: str | None) -> None:
+    """Unsubscribe an address (or the owner of an unsubscribe link's token).
+
+    The address goes on the suppression list, so no later import re-subscribes it.
+
+    \b
+    Examples:
+      pressroom subscribers unsubscribe bob@example.com
+      pressroom subscribers unsubscribe --token AQAAAAAAAAAq...
+    """
+    subscriber, address = unsubscribe(config, email, token)
+    if subscriber is None:
+        click.echo(f"{address} is not a subscriber; added to the suppression list")
+    else:
+        click.echo(f"unsubscribed {address}")
+
+
+@subscribers.command("export")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@project_options
+def export_command(config: Config, file: Path | None) -> None:
+    """Export every subscriber as CSV (to FILE, or to standard output).
+
+    \b
+    Example:
+      pressroom subscribers export backup.csv
+    """
+    if file is None:
+        for line in export_lines(config):
+            click.echo(line, nl=False)
+    else:
+        click.echo(f"exported {export_subscribers(config, file)} subscribers to {file}", err=True)
+
+
+@subscribers.command("stats")
+@project_options
+def stats_command(config: Config) -> None:
+    """Show subscribers per status, suppressions and each campaign's delivery counts.
+
+    \b
+    Example:
+      pressroom subscribers stats
+    """
+    stats = subscriber_stats(config)
+    click.echo(f"store: {stats.store}")
+    click.echo("subscribers: " + ", ".join(f"{k} {v}" for k, v in stats.subscribers.items()))
+    click.echo("suppressed: " + (", ".join(f"{k} {v}" for k, v in stats.suppressions.items())
+                                 or "none"))
+    for c in stats.campaigns:
+        counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
+        click.echo(f"campaign {c.issue} ({c.status}): {counts or 'no recipients'}")
+
+
+def _summary(result: SendResult) -> None:
+    if result.mode == "test":
+        click.echo(f"sent a test copy of {result.issue} via {result.destination}")
+        return
+    if result.mode == "dry-run":
+        click.echo(f"dry run: rendered {result.rendered} messages for {result.issue}, sent nothing "
+                   f"(would skip {result.counts.get('skipped', 0)}, cannot send "
+                   f"{result.counts.get('failed', 0)})")
+    else:
+        c = result.counts
+        click.echo(f"{result.issue} via {result.destination}: sent {c['sent']} "
+                   f"({result.sent_now} this run), retry {c['retry']}, failed {c['failed']}, "
+                   f"unknown {c['unknown']}, skipped {c['skipped']}, pending {c['pending']}")
+    for label, rows in (("failed", result.failed), ("unknown", result.unknown)):
+        for address, reply in rows[:SHOWN_ADDRESSES]:
+            click.echo(f"  {label}: {address}: {reply}")
+        if len(rows) > SHOWN_ADDRESSES:
+            click.echo(f"  ... and {len(rows) - SHOWN_ADDRESSES} more {label}")
+    if result.unknown:
+        click.echo("Unknown deliveries may have arrived; re-send them only with --resend-unknown.")
+
+
+@click.command()
+@click.argument("issue")
+@click.option("--tag", default=None, help="Only subscribers with this tag.")
+@click.option("--test", "test_to", metavar="ADDR", default=None,
+              help="Send one [TEST] copy to ADDR, outside the campaign.")
+@click.option("--dry-run", is_flag=True, help="Render every message; send nothing.")
+@click.option("--resend-unknown", is_flag=True,
+              help="Also re-send recipients whose earlier delivery is unknown.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="At most N messages per second (overrides smtp.rate).")
+@project_options
+def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_run: bool,
+         resend_unknown: bool, rate: float | None) -> None:
+    """Send the built newsletter ISSUE (its slug) to subscribers.
+
+    Running it again resumes: only recipients not yet sent are mailed. With no smtp: section in
+    publication.yaml, messages are written to <out>/outbox/ISSUE/ instead.
+
+    \b
+    Examples:
+      pressroom send 01-welcome --test me@example.com
+      pressroom send 01-welcome --rate 5
+    """
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=f"sending {issue}", file=click.get_text_stream("stderr"))
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        result = send_campaign(config, issue, tag=tag, test_to=test_to, dry_run=dry_run,
+                               resend_unknown=resend_unknown, rate=rate, progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    _summary(result)
+    if result.paused:
+        raise MailError(f"campaign paused: {result.paused}")
+
+
+@click.group()
+def bounces() -> None:
+    """Handle bounce reports (delivery status notifications).
+
+    \b
+    Example:
+      pressroom bounces process ~/Mail/bounces.mbox
+    """
+
+
+@bounces.command("process")
+@click.argument("path", type=click.Path(path_type=Path))
+@project_options
+def process_command(config: Config, path: Path) -> None:
+    """Read an mbox file or Maildir of bounce reports; suppress hard bounces, count soft ones.
+
+    An address is suppressed after mail.soft_bounce_limit soft bounces. Reports already
+    processed are skipped, so re-running on the same mailbox is safe.
+
+    \b
+    Example:
+      pressroom bounces process /var/mail/bounces
+    """
+    r = process_bounces(config, path)
+    click.echo(f"{path}: {r.reports} reports ({r.already_processed} already processed, "
+               f"{r.not_reports} other messages): {r.hard} hard, {r.soft} soft, "
+               f"{r.suppressed} newly suppressed")

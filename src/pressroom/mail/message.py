@@ -1,0 +1,160 @@
+"""Build one outgoing email (EmailMessage, default policy), with list headers and optional DKIM."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+from dataclasses import dataclass
+from email import policy
+from email.errors import HeaderParseError
+from email.header import Header
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, quote
+from pathlib import Path
+
+import dkim
+
+from pressroom.errors import MailError, where
+from pressroom.mail.addresses import check_header, domain_of, normalise_address
+from pressroom.mail.settings import DkimSettings
+
+log = logging.getLogger(__name__)
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+# RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post to be covered by the signature.
+# List-Unsubscribe is stored raw and emitted as written: the folder would RFC 2047-encode a long
+# URL (it has no space to fold at), and receivers would no longer recognise the header.
+WIRE = policy.SMTP.clone(refold_source="none")
+SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
+                  b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type")
+
+
+@dataclass(frozen=True)
+class Built:
+    """A built newsletter issue, as ``pressroom build`` left it in ``<out>/newsletters``."""
+
+    slug: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One finished message: its envelope recipient, Message-ID and wire bytes (CRLF)."""
+
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+def load_built(out: Path, issue: str) -> Built:
+    """Read ``<out>/newsletters/<issue>.{json,html,txt}``; a clear error when missing or broken."""
+    folder = out / "newsletters"
+    paths = {ext: folder / f"{issue}.{ext}" for ext in ("json", "html", "txt")}
+    missing = [p for p in paths.values() if not p.is_file()]
+    if "/" in issue or "\\" in issue or missing:
+        built = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        hint = f"built issues: {', '.join(built)}" if built else "no newsletters are built yet"
+        raise MailError(f"{where(missing[0] if missing else folder)} not found; run `pressroom "
+                        f"build` first and give the issue slug ({hint})")
+    try:
+        meta = json.loads(paths["json"].read_text(encoding="utf-8"))
+        subject = meta["subject"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MailError(f"{where(paths['json'])}: not a built newsletter description ({exc}); "
+                        "rebuild with `pressroom build`") from exc
+    return Built(slug=issue, subject=check_header("subject", subject),
+                 preheader=meta.get("preheader", ""),
+                 html=paths["html"].read_text(encoding="utf-8"),
+                 text=paths["txt"].read_text(encoding="utf-8"))
+
+
+def _address(name: str | None, addr: str, what: str) -> Address:
+    check_header(f"{what} name", name)
+    addr = normalise_address(addr)
+    try:
+        return Address(display_name=name or "", addr_spec=addr)
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise MailError(f"{addr!r} is not a valid email address ({what}): {exc}") from exc
+
+
+def list_id_header(name: str, list_id: str) -> str:
+    """``"Name" <list.id>`` (RFC 2919); the phrase is dropped when it is not plain ASCII."""
+    check_header("list name", name)
+    return f'"{quote(name)}" <{list_id}>' if name.isascii() else f"<{list_id}>"
+
+
+def build_message(*, sender: str, sender_name: str, to: str, to_name: str = "", subject: str,
+                  text: str, html: str | None = None, reply_to: str | None = None,
+                  list_id: str | None = None, unsubscribe_https: str | None = None,
+                  unsubscribe_mailto: str | None = None, dkim_settings: DkimSettings | None = None,
+                  date: _dt.datetime | None = None) -> Outgoing:
+    """Build, check and (with DKIM settings) sign one message.
+
+    Refuses (MailError) any header value with CR/LF and any invalid address. Newsletters pass
+    ``list_id`` and both unsubscribe targets and get List-Id, List-Unsubscribe and
+    List-Unsubscribe-Post (RFC 8058); transactional mail leaves them out.
+    """
+    msg = EmailMessage(policy=policy.default)
+    msg["From"] = _address(sender_name, sender, "sender")
+    recipient = _address(to_name, to, "recipient")
+    msg["To"] = recipient
+    if reply_to:
+        msg["Reply-To"] = _address(None, reply_to, "reply-to")
+    check_header("subject", subject)
+    if subject.isascii():
+        msg["Subject"] = subject
+    else:
+        # The default folder drops spaces between adjacent encoded words; Header does not.
+        msg.set_raw("Subject", Header(subject, "utf-8").encode(linesep="\n", maxlinelen=76))
+    msg["Date"] = format_datetime(date or _dt.datetime.now(_dt.timezone.utc))
+    message_id = make_msgid(domain=domain_of(sender))
+    msg["Message-ID"] = message_id
+    if list_id:
+        msg["List-Id"] = list_id_header(sender_name, list_id)
+    if unsubscribe_https:
+        check_header("unsubscribe URL", unsubscribe_https)
+        targets = [f"<{unsubscribe_https}>"]
+        if unsubscribe_mailto:
+            targets.append(f"<mailto:{check_header('unsubscribe address', unsubscribe_mailto)}"
+                           "?subject=unsubscribe>")
+        if any(len(t) > 900 for t in targets):
+            raise MailError("the unsubscribe URL is too long for an email header; shorten "
+                            "mail.unsubscribe_url")
+        msg.set_raw("List-Unsubscribe", ",\n ".join(targets))
+        msg["List-Unsubscribe-Post"] = ONE_CLICK
+    msg.set_content(text, cte="quoted-printable")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    data = msg.as_bytes(policy=WIRE)
+    if dkim_settings is not None:
+        data = sign(data, dkim_settings)
+    return Outgoing(recipient=recipient.addr_spec, message_id=message_id, data=data)
+
+
+def sign(data: bytes, settings: DkimSettings) -> bytes:
+    """Prepend a DKIM-Signature (relaxed/relaxed, rsa-sha256) to a CRLF message."""
+    try:
+        signature = dkim.sign(data, settings.selector.encode("ascii"),
+                              settings.domain.encode("ascii"), settings.key,
+                              canonicalize=(b"relaxed", b"relaxed"),
+                              include_headers=list(SIGNED_HEADERS))
+    except (dkim.DKIMException, ValueError, UnicodeError) as exc:
+        raise MailError(f"DKIM signing with {settings.key_file} failed: {exc}; check "
+                        "smtp.dkim (domain, selector and an RSA private key file)") from exc
+    return signature + data
+
+
+def check_dkim(settings: DkimSettings | None, sender: str) -> None:
+    """Sign a probe message once, so a broken key stops a campaign before the first send."""
+    if settings is None:
+        return
+    sender_domain = domain_of(sender)
+    if sender_domain != settings.domain and not sender_domain.endswith("." + settings.domain):
+        log.warning("smtp.dkim.domain %s does not match the sender's domain %s: receivers will "
+                    "not count the signature for DMARC", settings.domain, sender_domain)
+    sign(b"From: probe@" + settings.domain.encode("ascii") + b"\r\n\r\nprobe\r\n", settings)

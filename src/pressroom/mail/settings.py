@@ -1,0 +1,209 @@
+"""The ``mail:`` and ``smtp:`` sections of publication.yaml, validated; secrets from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from pressroom.config import Config
+from pressroom.errors import MailError
+from pressroom.fields import Fields
+from pressroom.mail.addresses import domain_of, normalise_address
+
+SECRET_ENV = "PRESSROOM_SECRET_KEY"
+PASSWORD_ENV = "PRESSROOM_SMTP_PASSWORD"
+SECURITY = ("starttls", "ssl", "none")
+DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+MIN_SECRET_LENGTH = 16
+_LIST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-.")
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Where subscribers live and what every newsletter message links to."""
+
+    store: Path
+    outbox: Path
+    sender_name: str
+    sender: str
+    reply_to: str | None
+    fallback_name: str
+    list_id: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    view_url: str
+    soft_bounce_limit: int = 3
+    max_attempts: int = 5
+    retry_backoff: float = 30.0
+
+    @property
+    def sender_domain(self) -> str:
+        """The domain of the sender address (Message-IDs are made on it)."""
+        return domain_of(self.sender)
+
+    def unsubscribe_link(self, token: str) -> str:
+        """The one-click HTTPS unsubscribe URL carrying ``token``."""
+        sep = "&" if "?" in self.unsubscribe_url else "?"
+        return f"{self.unsubscribe_url}{sep}t={token}"
+
+    def view_link(self, issue: str) -> str:
+        """The web version of one newsletter issue."""
+        return f"{self.view_url}{issue}.html"
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """DKIM signing: the key is read once, when the settings are loaded."""
+
+    domain: str
+    selector: str
+    key_file: Path
+    key: bytes
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """How to reach the SMTP server (the password comes from the environment only)."""
+
+    host: str
+    port: int
+    security: str = "starttls"
+    username: str | None = None
+    timeout: float = 30.0
+    rate: float | None = None
+    hourly_cap: int | None = None
+    dkim: DkimSettings | None = None
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _section(config: Config, name: str, raw: Mapping[str, Any] | None) -> Fields:
+    return Fields(_thaw(raw or {}), dict(config.lines), config.path, name,
+                  config.line_of(name) or 1)
+
+
+def _https(f: Fields, key: str, default: str) -> str:
+    value = f.str(key, False, default)
+    if not value.startswith("https://") or not urlsplit(value).netloc:
+        raise f.error(key, f"'{f._key(key)}' must be an https:// URL (RFC 8058 one-click "
+                           f"unsubscribe needs HTTPS), got {value!r}")
+    return value
+
+
+def _host(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+def mail_settings(config: Config) -> MailSettings:
+    """Validate the ``mail:`` section (every key optional) against the rest of the config."""
+    f = _section(config, "mail", config.mail)
+    news = config.newsletter
+    store = config.project / f.str("store", False, ".pressroom/subscribers.sqlite3")
+    store = store.resolve()
+    if store.is_relative_to(config.out.resolve()):
+        raise f.error("store", f"'mail.store' must be outside the output folder {config.out} "
+                               "(a deleted build must never lose subscribers)")
+    sender_domain = domain_of(news.sender_address)
+    list_id = f.str("list_id", False, f"{config.slug}.{_host(config.website)}")
+    if "." not in list_id.strip(".") or not set(list_id) <= _LIST_ID_CHARS or ".." in list_id:
+        raise f.error("list_id", f"'mail.list_id' must look like a domain name, e.g. "
+                                 f"newsletter.example.com, got {list_id!r}")
+    site = config.website.rstrip("/")
+    mailto = f.str("unsubscribe_mailto", False, f"unsubscribe@{sender_domain}")
+    try:
+        mailto = normalise_address(mailto)
+    except MailError as exc:
+        raise f.error("unsubscribe_mailto", f"'mail.unsubscribe_mailto': {exc.message}") from exc
+    view_url = f.str("view_url", False, f"{site}/newsletters/")
+    if not view_url.startswith(("https://", "http://")):
+        raise f.error("view_url", f"'mail.view_url' must be a full URL, got {view_url!r}")
+    settings = MailSettings(
+        store=store, outbox=config.out / "outbox",
+        sender_name=news.sender_name, sender=news.sender_address, reply_to=news.reply_to,
+        fallback_name=news.fallback_name, list_id=list_id,
+        unsubscribe_url=_https(f, "unsubscribe_url", f"{site}/unsubscribe"),
+        unsubscribe_mailto=mailto,
+        view_url=view_url if view_url.endswith("/") else view_url + "/",
+        soft_bounce_limit=f.int("soft_bounce_limit", False, 3, minimum=1),
+        max_attempts=f.int("max_attempts", False, 5, minimum=1),
+        retry_backoff=float(f.number("retry_backoff", False, 30.0, minimum=0)),
+    )
+    f.done()
+    return settings
+
+
+def smtp_settings(config: Config) -> SmtpSettings | None:
+    """Validate the ``smtp:`` section; None means the embedded outbox (no SMTP configured)."""
+    if config.smtp is None:
+        return None
+    f = _section(config, "smtp", config.smtp)
+    host = f.str("host")
+    security = f.choice("security", SECURITY, False, "starttls")
+    port = f.int("port", False, DEFAULT_PORTS[security], minimum=1)
+    if port > 65535:
+        raise f.error("port", f"'smtp.port' must be at most 65535, got {port}")
+    timeout = f.number("timeout", False, 30.0, minimum=1)
+    rate = f.number("rate", False, None, minimum=0)
+    if rate is not None and rate <= 0:
+        raise f.error("rate", "'smtp.rate' must be more than 0 messages per second; "
+                              "leave it out for no limit")
+    settings = SmtpSettings(
+        host=host, port=port, security=security, username=f.str("username", False),
+        timeout=float(timeout), rate=float(rate) if rate is not None else None,
+        hourly_cap=f.int("hourly_cap", False, None, minimum=1),
+        dkim=_dkim(config, f.mapping("dkim", False)),
+    )
+    f.done()
+    return settings
+
+
+def _dkim(config: Config, f: Fields | None) -> DkimSettings | None:
+    if f is None:
+        return None
+    domain, selector = f.str("domain").lower(), f.str("selector")
+    key_file = config.project / f.str("key_file")
+    try:
+        key = key_file.read_bytes()
+    except OSError as exc:
+        raise f.error("key_file", f"cannot read the DKIM key {key_file}: {exc.strerror}; "
+                                  "point 'smtp.dkim.key_file' at a PEM private key") from exc
+    if b"PRIVATE KEY" not in key:
+        raise f.error("key_file", f"{key_file} is not a PEM private key (expected a "
+                                  "'-----BEGIN PRIVATE KEY-----' block)")
+    f.done()
+    return DkimSettings(domain=domain, selector=selector, key_file=key_file, key=key)
+
+
+def secret_key() -> bytes:
+    """The token key from ``PRESSROOM_SECRET_KEY``; a clear error when missing or weak."""
+    value = os.environ.get(SECRET_ENV, "")
+    if not value:
+        raise MailError(f"{SECRET_ENV} is not set; unsubscribe links are signed with it. Set it to "
+                        "a long random value (keep it the same between runs), e.g. "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise MailError(f"{SECRET_ENV} is too short ({len(value)} characters); use at least "
+                        f"{MIN_SECRET_LENGTH}, ideally 32 or more random characters")
+    return value.encode("utf-8")
+
+
+def smtp_password(settings: SmtpSettings) -> str | None:
+    """The SMTP password from ``PRESSROOM_SMTP_PASSWORD`` (needed only with a username)."""
+    if not settings.username:
+        return None
+    value = os.environ.get(PASSWORD_ENV)
+    if not value:
+        raise MailError(f"smtp.username is set but {PASSWORD_ENV} is not; export the SMTP password "
+                        f"in {PASSWORD_ENV} (it is never read from publication.yaml)")
+    return value
+

@@ -1,0 +1,239 @@
+"""Deliver messages: over one reused SMTP connection, or into the embedded outbox folder.
+
+This is the only module that opens sockets. Each delivery returns an Outcome that says what
+the server's reply means for the recipient; the campaign module turns that into ledger states.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pressroom.errors import MailError
+from pressroom.mail.settings import SmtpSettings
+from pressroom.output import write_atomic
+
+log = logging.getLogger(__name__)
+
+SENT = "sent"            # the server answered 250 to the end of DATA
+RETRY = "retry"          # 4xx or a connection lost before the message was complete: try later
+REJECTED = "rejected"    # 5xx blaming the recipient: failed, and the address is suppressed
+PAUSE = "pause"          # 5xx blaming the sender or the message: stop, suppress nobody
+UNKNOWN = "unknown"      # the message was complete but the reply never came: maybe delivered
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+_EOL = re.compile(rb"\r\n|\r|\n")
+_DOT = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery attempt means: ``kind`` is one of SENT/RETRY/REJECTED/PAUSE/UNKNOWN."""
+
+    kind: str
+    reply: str = ""
+
+
+class TransportError(MailError):
+    """The server cannot be used at all (unreachable, TLS or login failure)."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def _reply(code: int, resp: bytes | str) -> str:
+    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+def classify(code: int, resp: bytes | str, stage: str) -> Outcome:
+    """Turn a non-success reply at ``stage`` (MAIL, RCPT, DATA, END) into an Outcome.
+
+    4xx is transient. A 5xx on RCPT (or at the end of DATA) with no enhanced code or a 5.1.x /
+    5.2.x code blames the recipient. Anything else permanent (5.7.x policy, 5.6.x content, a
+    rejected sender) blames the message or the sender: pausing beats suppressing the whole list.
+    """
+    reply = _reply(code, resp)
+    if 400 <= code < 500 or code < 200:
+        return Outcome(RETRY, reply)
+    if 500 <= code < 600:
+        match = _ENHANCED.match(reply[4:])
+        recipient_class = match is None or match.group(2) in ("1", "2")
+        if stage == "RCPT" and recipient_class:
+            return Outcome(REJECTED, reply)
+        if stage == "END" and match is not None and match.group(2) in ("1", "2"):
+            return Outcome(REJECTED, reply)
+        return Outcome(PAUSE, reply)
+    return Outcome(RETRY, reply)
+
+
+def wire_payload(data: bytes) -> bytes:
+    """CRLF line ends, dot-stuffing and the terminating ``.`` line (RFC 5321 4.5.2)."""
+    data = _DOT.sub(b"..", _EOL.sub(b"\r\n", data))
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class SmtpTransport:
+    """One SMTP connection, opened lazily, reused for every message and reopened after a drop."""
+
+    def __init__(self, settings: SmtpSettings, helo: str, password: str | None = None) -> None:
+        self.settings = settings
+        self.helo = helo
+        self.password = password
+        self.conn: smtplib.SMTP | None = None
+
+    def __enter__(self) -> "SmtpTransport":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def where(self) -> str:
+        """host:port, for messages."""
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def connect(self) -> None:
+        """Open, secure and log in; TransportError says whether trying again may help."""
+        s = self.settings
+        context = ssl.create_default_context()
+        try:
+            if s.security == "ssl":
+                conn = smtplib.SMTP_SSL(s.host, s.port, local_hostname=self.helo,
+                                        timeout=s.timeout, context=context)
+            else:
+                conn = smtplib.SMTP(s.host, s.port, local_hostname=self.helo, timeout=s.timeout)
+            conn.ehlo()
+            if s.security == "starttls":
+                if not conn.has_extn("starttls"):
+                    conn.close()
+                    raise TransportError(f"{self.where} does not offer STARTTLS; set smtp.security "
+                                         "to ssl (port 465) or, for a local relay only, none",
+                                         transient=False)
+                conn.starttls(context=context)
+                conn.ehlo()
+            if s.username:
+                conn.login(s.username, self.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(f"SMTP login as {s.username} at {self.where} failed "
+                                 f"({_reply(exc.smtp_code, exc.smtp_error)}); check smtp.username "
+                                 "and PRESSROOM_SMTP_PASSWORD", transient=False) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise TransportError(f"the TLS certificate of {self.where} is not valid "
+                                 f"({exc.verify_message}); check smtp.host", transient=False) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise TransportError(f"{self.where}: {exc}; remove smtp.username or use a server that "
+                                 "supports login", transient=False) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransportError(f"cannot reach the SMTP server {self.where} ({exc or type(exc).__name__}); "
+                                 "check smtp.host and smtp.port, then run the command again to "
+                                 "resume", transient=True) from exc
+        self.conn = conn
+        log.info("connected to %s", self.where)
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
+
+    def close(self) -> None:
+        """Say QUIT (politely, ignoring a dead connection) and close."""
+        if self.conn is not None:
+            try:
+                self.conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop()
+
+    def _abort(self, outcome: Outcome) -> Outcome:
+        """End a failed transaction: RSET, or drop the connection if the server is closing."""
+        if self.conn is not None:
+            try:
+                if outcome.reply.startswith("421"):
+                    raise smtplib.SMTPServerDisconnected("server is closing the connection")
+                self.conn.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        return outcome
+
+    def send(self, sender: str, recipient: str, data: bytes, on_data: Callable[[], None],
+             label: str = "") -> Outcome:
+        """Deliver one message to one recipient; ``on_data`` runs just before DATA is sent."""
+        for fresh in (self.conn is None, True):
+            if self.conn is None:
+                self.connect()
+            try:
+                code, resp = self.conn.mail(sender)
+                break
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self._drop()  # an idle connection the server closed: reconnect once
+                if fresh:
+                    return Outcome(RETRY, f"connection lost before MAIL FROM ({exc})")
+        if code != 250:
+            return self._abort(classify(code, resp, "MAIL"))
+        try:
+            code, resp = self.conn.rcpt(recipient)
+            if code not in (250, 251):
+                return self._abort(classify(code, resp, "RCPT"))
+            on_data()
+            code, resp = self.conn.docmd("DATA")
+            if code != 354:
+                return self._abort(classify(code, resp, "DATA"))
+            self.conn.send(wire_payload(data))
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # Until the final "." has gone out the server cannot have accepted the message.
+            self._drop()
+            return Outcome(RETRY, f"connection lost before the message was complete ({exc})")
+        try:
+            code, resp = self.conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            return Outcome(UNKNOWN, f"connection lost after the message was sent, before the "
+                                    f"server's reply ({exc})")
+        if code == 250:
+            return Outcome(SENT, _reply(code, resp))
+        return self._abort(classify(code, resp, "END"))
+
+
+class OutboxTransport:
+    """The embedded default: each message becomes ``<folder>/<label>.eml``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def __enter__(self) -> "OutboxTransport":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def where(self) -> str:
+        """The outbox folder, for messages."""
+        return str(self.folder)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def send(self, sender: str, recipient: str, data: bytes, on_data: Callable[[], None],
+             label: str = "") -> Outcome:
+        """Write one message atomically (a crash leaves the whole file or none)."""
+        on_data()
+        path = self.folder / f"{label or 'message'}.eml"
+        write_atomic(path, data)
+        return Outcome(SENT, f"written to {path}")
+
+
+def safe_label(text: str) -> str:
+    """A file-name-safe form of an address or issue slug."""
+    return re.sub(r"[^A-Za-z0-9@._+-]", "_", text)[:120]

@@ -1,0 +1,318 @@
+"""The subscriber store: one SQLite file (WAL), versioned schema, suppression list and event log."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from pressroom.errors import MailError
+from pressroom.mail.addresses import address_key, check_header, normalise_address
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("pending", "subscribed", "unsubscribed", "bounced", "complained")
+SUPPRESSING = ("unsubscribed", "bounced", "complained")
+BATCH = 500
+
+# Each entry moves the schema one version up; never edit a released entry, append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: subscribers, tags, suppression list, event log
+        """CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL UNIQUE,
+            first_name TEXT NOT NULL DEFAULT '',
+            last_name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN
+                ('pending', 'subscribed', 'unsubscribed', 'bounced', 'complained')),
+            consent_source TEXT NOT NULL,
+            consent_at TEXT NOT NULL,
+            soft_bounces INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        "CREATE INDEX subscribers_status ON subscribers (status, id)",
+        """CREATE TABLE subscriber_tags (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+            tag TEXT NOT NULL COLLATE NOCASE,
+            PRIMARY KEY (subscriber_id, tag)) WITHOUT ROWID""",
+        "CREATE INDEX subscriber_tags_tag ON subscriber_tags (tag, subscriber_id)",
+        """CREATE TABLE suppressions (
+            email_key TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            source TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL) WITHOUT ROWID""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            subscriber_id INTEGER,
+            email TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL,
+            source TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '')""",
+    ),
+    (  # 2: campaign ledger, send lock, processed bounce reports
+        """CREATE TABLE campaigns (
+            id INTEGER PRIMARY KEY,
+            issue TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('sending', 'paused', 'done')),
+            paused_reason TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        """CREATE TABLE campaign_audiences (
+            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+            tag TEXT NOT NULL COLLATE NOCASE,
+            snapshot_at TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, tag)) WITHOUT ROWID""",
+        """CREATE TABLE deliveries (
+            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+            status TEXT NOT NULL CHECK (status IN
+                ('pending', 'sending', 'sent', 'retry', 'failed', 'unknown', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            submitted_at REAL,
+            message_id TEXT NOT NULL DEFAULT '',
+            last_reply TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, subscriber_id)) WITHOUT ROWID""",
+        "CREATE INDEX deliveries_status ON deliveries (campaign_id, status, subscriber_id)",
+        "CREATE INDEX deliveries_submitted ON deliveries (submitted_at) WHERE submitted_at IS NOT NULL",
+        """CREATE TABLE send_lock (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            issue TEXT NOT NULL,
+            started_at TEXT NOT NULL)""",
+        """CREATE TABLE bounce_reports (
+            report_id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            processed_at TEXT NOT NULL) WITHOUT ROWID""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 text (how the store records every timestamp)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One row of the subscriber table, with its tags."""
+
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    status: str
+    consent_source: str
+    consent_at: str
+    soft_bounces: int
+    created_at: str
+    updated_at: str
+    tags: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """First and last name, as one display name."""
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+_COLUMNS = ("id, email, first_name, last_name, status, consent_source, consent_at, soft_bounces, "
+            "created_at, updated_at")
+
+
+class Store:
+    """An open subscriber store. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed 'sending' mark survives power loss, not only a process crash.
+            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise MailError(f"{self.path}: cannot open the subscriber store ({exc}); is it a "
+                            "Pressroom subscriber database?") from exc
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise MailError(f"{self.path} was written by a newer Pressroom (schema {version}; this "
+                            f"version knows {SCHEMA_VERSION}); upgrade Pressroom to use it")
+        while version < SCHEMA_VERSION:
+            with self.transaction():
+                # Re-read under the write lock: another process may have migrated meanwhile.
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version >= SCHEMA_VERSION:
+                    break
+                for statement in MIGRATIONS[version]:
+                    self.db.execute(statement)
+                version += 1
+                self.db.execute(f"PRAGMA user_version = {version}")
+            log.info("%s: migrated the subscriber store to schema %d", self.path, version)
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on any error)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    def _row(self, row: tuple) -> Subscriber:
+        tags = tuple(t for (t,) in self.db.execute(
+            "SELECT tag FROM subscriber_tags WHERE subscriber_id = ? ORDER BY tag", (row[0],)))
+        return Subscriber(*row, tags=tags)
+
+    def get(self, subscriber_id: int) -> Subscriber | None:
+        """The subscriber with this id, or None."""
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE id = ?",
+                              (subscriber_id,)).fetchone()
+        return self._row(row) if row else None
+
+    def find(self, email: str) -> Subscriber | None:
+        """The subscriber with this address (compared case-insensitively), or None."""
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE email_key = ?",
+                              (address_key(email),)).fetchone()
+        return self._row(row) if row else None
+
+    def iter_subscribers(self, status: str | None = None) -> Iterator[Subscriber]:
+        """Every subscriber (optionally of one status) in id order, read in batches."""
+        last = 0
+        while True:
+            where = "id > ?" + (" AND status = ?" if status else "")
+            args = (last, status) if status else (last,)
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE {where} "
+                                   f"ORDER BY id LIMIT {BATCH}", args).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._row(row)
+            last = rows[-1][0]
+
+    def suppression(self, email: str) -> str | None:
+        """The suppression reason for an address, or None when it may be mailed."""
+        row = self.db.execute("SELECT reason FROM suppressions WHERE email_key = ?",
+                              (address_key(email),)).fetchone()
+        return row[0] if row else None
+
+    def insert(self, email: str, *, first_name: str = "", last_name: str = "",
+               tags: Iterable[str] = (), status: str = "subscribed", source: str,
+               consent_at: str | None = None) -> int:
+        """Insert a new subscriber (inside the caller's transaction); return its id."""
+        email = normalise_address(email)
+        check_header("first name", first_name)
+        check_header("last name", last_name)
+        if status not in STATUSES:
+            raise MailError(f"unknown subscriber status {status!r}; use one of {', '.join(STATUSES)}")
+        stamp = now_iso()
+        cur = self.db.execute(
+            "INSERT INTO subscribers (email, email_key, first_name, last_name, status, "
+            "consent_source, consent_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (email, address_key(email), first_name, last_name, status, source,
+             consent_at or stamp, stamp, stamp))
+        subscriber_id = cur.lastrowid
+        self.add_tags(subscriber_id, tags)
+        self.event("added", source, subscriber_id, email, status)
+        return subscriber_id
+
+    def add_tags(self, subscriber_id: int, tags: Iterable[str]) -> int:
+        """Add tags (case-insensitively unique); return how many were new."""
+        added = 0
+        for tag in tags:
+            check_header("tag", tag)
+            cur = self.db.execute("INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) "
+                                  "VALUES (?, ?)", (subscriber_id, tag.strip()))
+            added += cur.rowcount
+        return added
+
+    def update_names(self, subscriber_id: int, first_name: str, last_name: str) -> bool:
+        """Set the names when they differ; return whether anything changed."""
+        check_header("first name", first_name)
+        check_header("last name", last_name)
+        cur = self.db.execute(
+            "UPDATE subscribers SET first_name = ?, last_name = ?, updated_at = ? "
+            "WHERE id = ? AND (first_name != ? OR last_name != ?)",
+            (first_name, last_name, now_iso(), subscriber_id, first_name, last_name))
+        return cur.rowcount > 0
+
+    def set_status(self, subscriber_id: int, status: str, source: str, detail: str = "") -> None:
+        """Change a subscriber's status and log it (inside the caller's transaction)."""
+        self.db.execute("UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?",
+                        (status, now_iso(), subscriber_id))
+        self.event(status, source, subscriber_id, "", detail)
+
+    def suppress(self, email: str, reason: str, source: str, detail: str = "") -> None:
+        """Put an address on the suppression list (kept across imports) and mark its subscriber."""
+        key = address_key(email)
+        self.db.execute("INSERT OR IGNORE INTO suppressions (email_key, reason, source, detail, "
+                        "created_at) VALUES (?, ?, ?, ?, ?)", (key, reason, source, detail, now_iso()))
+        status = "unsubscribed" if reason == "unsubscribed" else (
+            "complained" if reason == "complained" else "bounced")
+        row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?",
+                              (key,)).fetchone()
+        if row and row[1] not in SUPPRESSING:
+            self.set_status(row[0], status, source, detail or reason)
+        elif not row:
+            self.event("suppressed", source, None, email, f"{reason}: {detail}".rstrip(": "))
+
+    def event(self, kind: str, source: str, subscriber_id: int | None = None, email: str = "",
+              detail: str = "") -> None:
+        """Append to the event log (time, what, where it came from)."""
+        self.db.execute("INSERT INTO events (at, subscriber_id, email, kind, source, detail) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (now_iso(), subscriber_id, email, kind, source, detail))
+
+    def events(self, subscriber_id: int) -> list[tuple[str, str, str, str]]:
+        """(at, kind, source, detail) for one subscriber, oldest first."""
+        return self.db.execute("SELECT at, kind, source, detail FROM events WHERE subscriber_id = ? "
+                               "ORDER BY id", (subscriber_id,)).fetchall()
+
+    def counts(self) -> dict[str, int]:
+        """Subscribers per status (every status present, zero included)."""
+        out = dict.fromkeys(STATUSES, 0)
+        out.update(self.db.execute("SELECT status, COUNT(*) FROM subscribers GROUP BY status"))
+        return out
+
+    def suppression_counts(self) -> dict[str, int]:
+        """Suppressed addresses per reason."""
+        return dict(self.db.execute("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason "
+                                    "ORDER BY reason"))
+
+
+def open_store(path: Path) -> Store:
+    """Open (creating and migrating as needed) the store at ``path``."""
+    return Store(path)

@@ -1,0 +1,193 @@
+"""The one configured Markdown renderer: CommonMark + tables, footnotes, definition lists,
+attributes, callouts and smart typography. Raw HTML is never passed through."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.attrs import attrs_plugin
+from mdit_py_plugins.container import container_plugin
+from mdit_py_plugins.deflist import deflist_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+
+from pressroom.errors import ContentError
+from pressroom.model import Body, Heading, Image
+
+CALLOUTS = ("takeaways", "note", "caution")
+IMAGE_TYPES = (".svg", ".png", ".jpg", ".jpeg")
+
+
+def slugify(text: str) -> str:
+    """ASCII, lowercase, hyphen-separated: 'The Science Behind…' -> 'the-science-behind'."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def _callout_render(name: str):
+    def render(self, tokens, idx, options, env):
+        tok = tokens[idx]
+        if tok.nesting == 1:
+            title = tok.info.strip()[len(name):].strip()
+            head = f'<p class="callout-title">{html.escape(title)}</p>\n' if title else ""
+            label = f' aria-label="{html.escape(title)}"' if title else ""
+            return f'<aside class="callout callout-{name}" role="note"{label}>\n{head}'
+        return "</aside>\n"
+    return render
+
+
+def _build(flavour: str) -> MarkdownIt:
+    md = (MarkdownIt("commonmark", {"typographer": True, "xhtmlOut": True, "html": False})
+          .enable(["table", "replacements", "smartquotes"])
+          .use(footnote_plugin).use(deflist_plugin).use(attrs_plugin))
+    for name in CALLOUTS:
+        md.use(container_plugin, name, render=_callout_render(name))
+    rules = md.add_render_rule
+
+    def image(self, tokens, idx, options, env):
+        tok = tokens[idx]
+        alt = html.escape(self.renderInlineAsText(tok.children or [], options, env))
+        src = html.escape(tok.attrGet("src") or "")
+        return f'<img src="{src}" alt="{alt}" />'
+
+    def paragraph_open(self, tokens, idx, options, env):
+        inline = tokens[idx + 1]
+        if _lone_image(inline):
+            return '<figure class="figure">\n'
+        return self.renderToken(tokens, idx, options, env)
+
+    def paragraph_close(self, tokens, idx, options, env):
+        inline = tokens[idx - 1]
+        if _lone_image(inline):
+            title = inline.children[0].attrGet("title")
+            cap = f"\n<figcaption>{html.escape(title)}</figcaption>" if title else ""
+            return f"{cap}\n</figure>\n"
+        return self.renderToken(tokens, idx, options, env)
+
+    def heading_open(self, tokens, idx, options, env):
+        tok = tokens[idx]
+        anchor = tok.attrGet("id")
+        return f'<{tok.tag} id="{anchor}">' if anchor else f"<{tok.tag}>"
+
+    def footnote_anchor(self, tokens, idx, options, env):
+        n = tokens[idx].meta["id"] + 1
+        return f' <a href="#{env["prefix"]}fnref{n}" class="footnote-backref">Back to text</a>'
+
+    def footnote_ref(self, tokens, idx, options, env):
+        n = tokens[idx].meta["id"] + 1
+        p = env["prefix"]
+        extra = ' epub:type="noteref"' if flavour == "epub" else ""
+        return (f'<sup class="footnote-ref"><a href="#{p}fn{n}" id="{p}fnref{n}" '
+                f'role="doc-noteref"{extra}>{n}</a></sup>')
+
+    def footnote_block_open(self, tokens, idx, options, env):
+        return '<section class="footnotes" role="doc-endnotes" aria-label="Notes">\n<h2 class="footnotes-title">Notes</h2>\n'
+
+    def footnote_block_close(self, tokens, idx, options, env):
+        return "</section>\n"
+
+    def footnote_open(self, tokens, idx, options, env):
+        n = tokens[idx].meta["id"] + 1
+        p = env["prefix"]
+        if flavour == "epub":
+            return f'<aside epub:type="footnote" role="doc-footnote" id="{p}fn{n}" class="footnote"><span class="footnote-number">{n}.</span> '
+        return f'<div class="footnote" id="{p}fn{n}" role="doc-footnote"><span class="footnote-number">{n}.</span> '
+
+    def footnote_close(self, tokens, idx, options, env):
+        return "</aside>\n" if flavour == "epub" else "</div>\n"
+
+    for name, fn in [("image", image), ("paragraph_open", paragraph_open),
+                     ("paragraph_close", paragraph_close), ("heading_open", heading_open),
+                     ("footnote_anchor", footnote_anchor), ("footnote_ref", footnote_ref),
+                     ("footnote_block_open", footnote_block_open),
+                     ("footnote_block_close", footnote_block_close),
+                     ("footnote_open", footnote_open), ("footnote_close", footnote_close)]:
+        rules(name, fn)
+    return md
+
+
+def _lone_image(inline: Token) -> bool:
+    kids = [c for c in (inline.children or []) if not (c.type == "text" and not c.content.strip())]
+    return inline.type == "inline" and len(kids) == 1 and kids[0].type == "image"
+
+
+_RENDERERS = {"html": _build("html"), "epub": _build("epub")}
+
+
+def render(markdown: str, *, path: Path, first_line: int, content_dir: Path, id_prefix: str,
+           heading_shift: int = 0) -> Body:
+    """Render Markdown to safe (X)HTML and collect headings and images.
+
+    Image sources are relative to ``content_dir`` and must exist there; errors name
+    ``path:line``. ``id_prefix`` keeps anchors unique when documents are combined (the PDF).
+    ``heading_shift`` demotes headings (an article's '##' sits under its '#' title).
+    """
+    args = (markdown, path, first_line, content_dir, id_prefix, heading_shift)
+    body_html, headings, images, notes = _render(_RENDERERS["html"], *args)
+    epub_html = _render(_RENDERERS["epub"], *args)[0]
+    return Body(markdown=markdown, html=body_html, xhtml=epub_html, headings=headings,
+                images=images, has_footnotes=notes)
+
+
+def _render(md: MarkdownIt, markdown: str, path: Path, first_line: int, content_dir: Path,
+            id_prefix: str, heading_shift: int):
+    env = {"prefix": f"{id_prefix}-"}
+    tokens = md.parse(markdown, env)
+    headings: list[Heading] = []
+    images: list[Image] = []
+    used: set[str] = set()
+    current_line = first_line
+    for i, tok in enumerate(tokens):
+        if tok.map:
+            current_line = first_line + tok.map[0]
+        if tok.type == "heading_open":
+            level = min(int(tok.tag[1]) + heading_shift, 6)
+            tok.tag = f"h{level}"
+            tokens[i + 2].tag = tok.tag
+            text = tokens[i + 1].content
+            anchor = base = f"{id_prefix}-{slugify(text)}"
+            n = 2
+            while anchor in used:
+                anchor, n = f"{base}-{n}", n + 1
+            used.add(anchor)
+            tok.attrSet("id", anchor)
+            headings.append(Heading(level, _plain(tokens[i + 1]), anchor))
+        if tok.type == "inline":
+            for child in tok.children or []:
+                if child.type == "image":
+                    images.append(_image(child, md, path, current_line, content_dir))
+    body_html = md.renderer.render(tokens, md.options, env)
+    notes = "footnote_block_open" in {t.type for t in tokens}
+    return body_html, tuple(headings), tuple(images), notes
+
+
+def _plain(inline: Token) -> str:
+    return "".join(c.content for c in (inline.children or []) if c.type in ("text", "code_inline"))
+
+
+def _image(tok: Token, md: MarkdownIt, path: Path, line: int, content_dir: Path) -> Image:
+    src = tok.attrGet("src") or ""
+    alt = md.renderer.renderInlineAsText(tok.children or [], md.options, {}).strip()
+    if not alt:
+        raise ContentError(path, line, f"image '{src}' has no alt text; write ![what it shows]({src})")
+    resolved = resolve_image(src, path, line, content_dir)
+    return Image(src=src, path=resolved, alt=alt, caption=tok.attrGet("title"))
+
+
+def resolve_image(src: str, path: Path, line: int | None, content_dir: Path) -> Path:
+    """Resolve an image reference inside content/, refusing URLs, escapes and missing files."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", src) or src.startswith("/"):
+        raise ContentError(path, line, f"image '{src}' must be a file under content/, like images/photo.svg")
+    if not src.lower().endswith(IMAGE_TYPES):
+        raise ContentError(path, line, f"image '{src}' must be one of {', '.join(IMAGE_TYPES)}")
+    root = content_dir.resolve()
+    resolved = (root / src).resolve()
+    if not resolved.is_relative_to(root):
+        raise ContentError(path, line, f"image '{src}' points outside content/; move it into content/images/")
+    if not resolved.is_file():
+        raise ContentError(path, line, f"image '{src}' not found (looked for content/{src})")
+    return resolved

@@ -1,0 +1,36 @@
+"""Per-recipient merge fields: newsletters are rendered once, then filled in per subscriber."""
+
+from __future__ import annotations
+
+import html
+
+# Markers left in the built newsletter (HTML and text). They never occur in escaped content
+# because the renderer escapes "{" in user text is unnecessary: Markdown output never yields "{{ ".
+FIRST_NAME = "{{ subscriber.first_name }}"
+UNSUBSCRIBE_URL = "{{ unsubscribe_url }}"
+VIEW_URL = "{{ view_url }}"
+
+MARKERS = (FIRST_NAME, UNSUBSCRIBE_URL, VIEW_URL)
+
+
+def _fields(first_name: str | None, fallback: str, unsubscribe_url: str, view_url: str) -> dict[str, str]:
+    name = (first_name or "").strip() or fallback
+    return {FIRST_NAME: name, UNSUBSCRIBE_URL: unsubscribe_url, VIEW_URL: view_url}
+
+
+def personalise_html(template: str, *, first_name: str | None, fallback: str,
+                     unsubscribe_url: str, view_url: str) -> str:
+    """Fill the markers of a built HTML newsletter, HTML-escaping every value."""
+    out = template
+    for marker, value in _fields(first_name, fallback, unsubscribe_url, view_url).items():
+        out = out.replace(marker, html.escape(value, quote=True))
+    return out
+
+
+def personalise_text(template: str, *, first_name: str | None, fallback: str,
+                     unsubscribe_url: str, view_url: str) -> str:
+    """Fill the markers of a built plain-text newsletter."""
+    out = template
+    for marker, value in _fields(first_name, fallback, unsubscribe_url, view_url).items():
+        out = out.replace(marker, value)
+    return out

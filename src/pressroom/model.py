@@ -1,0 +1,217 @@
+"""The immutable document model every renderer reads. No I/O here."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from pressroom.config import Config
+
+
+@dataclass(frozen=True)
+class Image:
+    """An illustration: SVG source inside the project, with alt text."""
+
+    src: str  # relative to content/, e.g. images/exercises/cheek-lift.svg
+    path: Path  # resolved file
+    alt: str
+    caption: str | None = None
+
+    @property
+    def stem(self) -> str:
+        """A file-name-safe name for derived copies (PNG, EPUB item)."""
+        return self.src.rsplit(".", 1)[0].replace("/", "-")
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading inside rendered Markdown (for tables of contents)."""
+
+    level: int
+    text: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class Body:
+    """Markdown rendered once to safe HTML, with what the formats need to know about it."""
+
+    markdown: str
+    html: str  # HTML5 for the PDF, email and site
+    xhtml: str  # the same with EPUB 3 semantics (epub:type on footnotes)
+    headings: tuple[Heading, ...]
+    images: tuple[Image, ...]
+    has_footnotes: bool
+
+
+@dataclass(frozen=True)
+class Article:
+    """A long-form article."""
+
+    slug: str
+    path: Path
+    title: str
+    summary: str
+    date: _dt.date
+    order: int
+    body: Body
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One structured exercise guide."""
+
+    slug: str
+    path: Path
+    title: str
+    area: str
+    muscles: tuple[str, ...]
+    summary: str
+    hold_seconds: int
+    reps: int
+    sets: int
+    minutes: float
+    frequency: str
+    difficulty: str
+    order: int
+    illustration: Image
+    steps: tuple[str, ...]
+    tips: tuple[str, ...]
+    mistakes: tuple[str, ...]
+    cautions: tuple[str, ...]
+    body: Body
+
+    @property
+    def timing(self) -> str:
+        """Hold / reps / sets in one short line, e.g. 'Hold 5 s · 10 reps · 2 sets'."""
+        parts = []
+        if self.hold_seconds:
+            parts.append(f"Hold {self.hold_seconds} s")
+        parts.append(f"{self.reps} rep{'s' if self.reps != 1 else ''}")
+        parts.append(f"{self.sets} set{'s' if self.sets != 1 else ''}")
+        return " · ".join(parts)
+
+    @property
+    def minutes_label(self) -> str:
+        """'2 min' or '1.5 min'."""
+        m = self.minutes
+        return f"{int(m) if float(m).is_integer() else m} min"
+
+
+@dataclass(frozen=True)
+class RoutineItem:
+    """One exercise in the daily routine."""
+
+    exercise: Exercise
+    minutes: float
+    note: str
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A block of weeks in a programme."""
+
+    name: str
+    start_week: int
+    end_week: int
+    frequency: str
+    minutes: float
+    exercises: tuple[Exercise, ...]
+    note: str
+
+    @property
+    def weeks(self) -> range:
+        """The week numbers this phase covers."""
+        return range(self.start_week, self.end_week + 1)
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A daily routine (items) or a multi-week programme (phases)."""
+
+    slug: str
+    path: Path
+    title: str
+    kind: str  # "daily" | "programme"
+    summary: str
+    items: tuple[RoutineItem, ...]
+    phases: tuple[Phase, ...]
+    body: Body
+
+    @property
+    def total_minutes(self) -> float:
+        """Sum of the items' minutes (daily routines)."""
+        return sum(i.minutes for i in self.items)
+
+    @property
+    def total_weeks(self) -> int:
+        """Last week of the programme."""
+        return max((p.end_week for p in self.phases), default=0)
+
+
+@dataclass(frozen=True)
+class CallToAction:
+    """A newsletter's button."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Newsletter:
+    """One newsletter issue."""
+
+    slug: str
+    path: Path
+    subject: str
+    preheader: str
+    date: _dt.date
+    number: int
+    featured: tuple[Exercise, ...]
+    cta: CallToAction
+    body: Body
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Everything loaded and validated: the single input of every renderer."""
+
+    config: Config
+    articles: tuple[Article, ...]
+    exercises: tuple[Exercise, ...]
+    routines: tuple[Routine, ...]
+    newsletters: tuple[Newsletter, ...]
+    author_bio: Body
+    disclaimer: Body
+    limitations: Body
+    cover_image: Image
+
+    def exercise(self, slug: str) -> Exercise:
+        """Look an exercise up by slug."""
+        for ex in self.exercises:
+            if ex.slug == slug:
+                return ex
+        raise KeyError(slug)
+
+    @property
+    def daily(self) -> Routine | None:
+        """The daily routine, if there is one."""
+        return next((r for r in self.routines if r.kind == "daily"), None)
+
+    @property
+    def programme(self) -> Routine | None:
+        """The multi-week programme, if there is one."""
+        return next((r for r in self.routines if r.kind == "programme"), None)
+
+    @property
+    def images(self) -> tuple[Image, ...]:
+        """Every image used anywhere, once each, in a stable order."""
+        seen: dict[str, Image] = {}
+        bodies = [a.body for a in self.articles] + [e.body for e in self.exercises]
+        for body in bodies:
+            for img in body.images:
+                seen.setdefault(img.src, img)
+        for ex in self.exercises:
+            seen.setdefault(ex.illustration.src, ex.illustration)
+        return tuple(seen[k] for k in sorted(seen))

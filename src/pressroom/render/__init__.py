@@ -1,0 +1,1 @@
+"""Renderers: each takes the Publication and the Theme and returns {relative path: bytes}."""

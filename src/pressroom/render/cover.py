@@ -1,0 +1,94 @@
+"""The cover image, drawn from the theme: text becomes vector outlines from the theme's own
+fonts (fontTools), so the cover never depends on the machine's installed fonts."""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+from pathlib import Path
+
+from fontTools.pens.svgPathPen import SVGPathPen
+from fontTools.pens.transformPen import TransformPen
+from fontTools.ttLib import TTFont
+
+from pressroom.model import Publication
+from pressroom.theme import Theme
+
+WIDTH, HEIGHT = 1600, 2400
+
+
+@lru_cache(maxsize=8)
+def _font(path: Path) -> TTFont:
+    return TTFont(str(path), lazy=True)
+
+
+def _advance(font: TTFont, text: str, size: float) -> float:
+    cmap, hmtx = font.getBestCmap(), font["hmtx"]
+    scale = size / font["head"].unitsPerEm
+    return sum(hmtx[cmap.get(ord(ch), ".notdef")][0] for ch in text) * scale
+
+
+def text_path(font: TTFont, text: str, x: float, y: float, size: float) -> str:
+    """SVG path data for ``text`` with its baseline starting at (x, y)."""
+    cmap, hmtx, glyphs = font.getBestCmap(), font["hmtx"], font.getGlyphSet()
+    scale = size / font["head"].unitsPerEm
+    pen = SVGPathPen(glyphs)
+    for ch in text:
+        name = cmap.get(ord(ch), ".notdef")
+        glyphs[name].draw(TransformPen(pen, (scale, 0, 0, -scale, x, y)))
+        x += hmtx[name][0] * scale
+    return pen.getCommands()
+
+
+def wrap(font: TTFont, text: str, size: float, width: float) -> list[str]:
+    """Greedy word wrap to ``width`` pixels."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and _advance(font, f"{lines[-1]} {word}", size) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def _centred(font: TTFont, lines: list[str], top: float, size: float, leading: float) -> list[str]:
+    out = []
+    for i, line in enumerate(lines):
+        x = (WIDTH - _advance(font, line, size)) / 2
+        out.append(text_path(font, line, x, top + i * size * leading, size))
+    return out
+
+
+def cover_svg(pub: Publication, theme: Theme) -> str:
+    """The cover as SVG: brand panel, title, subtitle, author, logo."""
+    c = theme.tokens["colours"]
+    heading = _font(theme.asset(theme.tokens["fonts"]["heading"]["files"][0]["file"]))
+    body = _font(theme.asset(theme.tokens["fonts"]["body"]["files"][0]["file"]))
+    cfg = pub.config
+    title_lines = wrap(heading, cfg.title, 150, WIDTH - 260)
+    sub_lines = wrap(body, cfg.subtitle, 58, WIDTH - 360)
+    title_top = 1020
+    sub_top = title_top + len(title_lines) * 165 + 60
+    paths = [f'<path fill="{c["tint"]}" d="{d}"/>' for d in _centred(heading, title_lines, title_top, 150, 1.1)]
+    paths += [f'<path fill="{c["brand_tint"]}" d="{d}"/>' for d in _centred(body, sub_lines, sub_top, 58, 1.35)]
+    paths += [f'<path fill="{c["tint"]}" d="{d}"/>' for d in _centred(body, [cfg.author.name.upper()], 2040, 54, 1)]
+    paths += [f'<path fill="{c["brand_tint"]}" d="{d}"/>' for d in _centred(body, [cfg.publisher], 2120, 44, 1)]
+    logo = theme.asset(theme.tokens["logo"]).read_text(encoding="utf-8")
+    logo_inner = logo.split(">", 1)[1].rsplit("</svg>", 1)[0]
+    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">
+<title>{html.escape(cfg.title)}</title>
+<rect width="{WIDTH}" height="{HEIGHT}" fill="{c["brand"]}"/>
+<rect x="70" y="70" width="{WIDTH - 140}" height="{HEIGHT - 140}" fill="none" stroke="{c["tint"]}" stroke-width="4" opacity="0.6"/>
+<circle cx="{WIDTH / 2}" cy="2700" r="1050" fill="{c["brand_dark"]}" opacity="0.55"/>
+<g transform="translate({WIDTH / 2 - 150} 420) scale(2.5)">{logo_inner}</g>
+<rect x="{WIDTH / 2 - 90}" y="{title_top - 190}" width="180" height="6" fill="{c["accent"]}"/>
+{chr(10).join(paths)}
+</svg>"""
+
+
+def cover_png(pub: Publication, theme: Theme) -> bytes:
+    """The cover as a 1600x2400 PNG."""
+    import cairosvg
+
+    return cairosvg.svg2png(bytestring=cover_svg(pub, theme).encode("utf-8"),
+                            output_width=WIDTH, output_height=HEIGHT)

@@ -1,0 +1,108 @@
+"""Markdown -> readable plain text (for the email's text part): headings, paragraphs and lists
+kept, links written out in full, wrapped at 78 columns."""
+
+from __future__ import annotations
+
+import textwrap
+
+from markdown_it import MarkdownIt
+from mdit_py_plugins.container import container_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+
+WIDTH = 78
+_md = (MarkdownIt("commonmark", {"typographer": True, "html": False})
+       .enable(["table", "replacements", "smartquotes"]).use(footnote_plugin))
+for _name in ("takeaways", "note", "caution"):
+    _md.use(container_plugin, _name)
+
+
+def wrap(text: str, indent: str = "", first: str | None = None) -> str:
+    """Wrap at 78 columns without breaking URLs or long words."""
+    return textwrap.fill(text, WIDTH, initial_indent=indent if first is None else first,
+                         subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+def heading(text: str, level: int = 2) -> str:
+    """A plain-text heading, underlined with = (level 1) or - (deeper)."""
+    return f"{text}\n{('=' if level == 1 else '-') * min(len(text), WIDTH)}"
+
+
+def _inline(token) -> str:
+    out, links = [], []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            out.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            out.append(" ")
+        elif child.type == "link_open":
+            links.append(child.attrGet("href"))
+        elif child.type == "link_close":
+            href = links.pop()
+            out.append(f" ({href})" if href and not href.startswith("#") else "")
+        elif child.type == "image":
+            alt = "".join(c.content for c in child.children or [])
+            out.append(f"[Illustration: {alt}]")
+        elif child.type == "footnote_ref":
+            out.append(f"[{child.meta['id'] + 1}]")
+    return "".join(out)
+
+
+def markdown_to_text(markdown: str) -> str:
+    """Render Markdown as wrapped plain text."""
+    blocks: list[tuple[str, str]] = []
+    lists: list[list] = []  # [ordered?, counter]
+    pending = "p"
+    footnote = 0
+    row: list[str] | None = None
+    for tok in _md.parse(markdown):
+        if tok.type == "tr_open":
+            row = []
+        elif tok.type == "tr_close":
+            blocks.append(("li", wrap(" | ".join(row or []), "  ")))
+            row = None
+        elif tok.type == "inline" and row is not None:
+            row.append(_inline(tok))
+        elif tok.type == "heading_open":
+            pending = "h"
+        elif tok.type in ("bullet_list_open", "ordered_list_open"):
+            lists.append([tok.type.startswith("ordered"), 0])
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            lists.pop()
+        elif tok.type == "list_item_open":
+            lists[-1][1] += 1
+        elif tok.type == "footnote_open":
+            footnote = tok.meta["id"] + 1
+        elif tok.type.startswith("container_") and tok.nesting == 1:
+            title = tok.info.strip().partition(" ")[2]
+            if title:
+                blocks.append(("h", title))
+        elif tok.type == "inline":
+            text = _inline(tok)
+            if pending == "h":
+                blocks.append(("h", text))
+                pending = "p"
+            elif lists:
+                ordered, n = lists[-1]
+                bullet = f"{n}. " if ordered else "- "
+                indent = "  " * (len(lists) - 1)
+                blocks.append(("li", wrap(text, indent + " " * len(bullet), indent + bullet)))
+            elif footnote:
+                blocks.append(("p", wrap(text, "    ", f"[{footnote}] ")))
+                footnote = 0
+            else:
+                blocks.append(("p", wrap(text)))
+    return join_blocks(blocks)
+
+
+def join_blocks(blocks: list[tuple[str, str]]) -> str:
+    """Join (kind, text) blocks: list items one per line, everything else by a blank line."""
+    out = ""
+    prev = None
+    for kind, text in blocks:
+        if kind == "h":
+            text = heading(text)
+        if out:
+            out += "\n" if kind == "li" and prev == "li" else "\n\n"
+        out += text
+        prev = kind
+    return out + "\n" if out else ""

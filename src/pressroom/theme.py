@@ -1,0 +1,105 @@
+"""Themes: an ordered folder list (project override -> chosen theme -> default) behind one
+Jinja2 environment, plus the design tokens every format shares."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import jinja2
+import yaml
+
+from pressroom.config import Config
+from pressroom.errors import ThemeError
+
+log = logging.getLogger(__name__)
+
+# The built-in themes ship beside the package in a source checkout (src/pressroom -> ../../themes).
+BUILTIN_THEMES = Path(__file__).resolve().parents[2] / "themes"
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _autoescape(name: str | None) -> bool:
+    # Markup is escaped; plain text (the email's text part) and CSS built from tokens are not.
+    return (name or "").endswith((".html", ".xhtml", ".xml", ".mjml", ".svg"))
+
+
+@dataclass(frozen=True)
+class Theme:
+    """The resolved theme: folders in priority order, merged tokens, one Jinja2 environment."""
+
+    name: str
+    folders: tuple[Path, ...]
+    tokens: Mapping[str, Any]
+    env: jinja2.Environment
+
+    def asset(self, relative: str) -> Path:
+        """The first folder's copy of a theme file (fonts, logo)."""
+        for folder in self.folders:
+            candidate = (folder / relative).resolve()
+            if candidate.is_relative_to(folder.resolve()) and candidate.is_file():
+                return candidate
+        raise ThemeError(f"theme file '{relative}' not found in {', '.join(map(str, self.folders))}")
+
+    def render(self, template: str, **context: Any) -> str:
+        """Render a template; template mistakes become ThemeError naming template:line."""
+        try:
+            return self.env.get_template(template).render(tokens=self.tokens, **context)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ThemeError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
+        except jinja2.TemplateNotFound as exc:
+            raise ThemeError(f"template '{exc.name}' not found in theme folders "
+                             f"{', '.join(map(str, self.folders))}") from exc
+        except jinja2.UndefinedError as exc:
+            raise ThemeError(f"{_template_location(exc, template)}: {exc.message}") from exc
+
+
+def _template_location(exc: BaseException, fallback: str) -> str:
+    tb = exc.__traceback__
+    where = fallback
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".html", ".xhtml", ".mjml", ".css", ".txt", ".j2", ".xml")):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def load_theme(config: Config) -> Theme:
+    """Resolve the folder list for ``config.theme`` and build the environment."""
+    candidates = [config.project / "themes" / config.theme, BUILTIN_THEMES / config.theme,
+                  BUILTIN_THEMES / "default"]
+    folders: list[Path] = []
+    for folder in candidates:
+        if folder.is_dir() and folder.resolve() not in [f.resolve() for f in folders]:
+            folders.append(folder.resolve())
+    if not folders or (config.theme != "default" and not any(
+            f.name == config.theme for f in folders)):
+        raise ThemeError(f"{config.path}: theme '{config.theme}' not found; create "
+                         f"themes/{config.theme}/ or remove 'theme' to use the default")
+    tokens: dict = {}
+    for folder in reversed(folders):  # lowest priority first
+        tokens_file = folder / "theme.yaml"
+        if tokens_file.is_file():
+            try:
+                data = yaml.safe_load(tokens_file.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise ThemeError(f"{tokens_file}: invalid YAML: {exc}") from exc
+            if not isinstance(data, dict):
+                raise ThemeError(f"{tokens_file}: must be a mapping of design tokens")
+            tokens = _merge(tokens, data)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+        autoescape=_autoescape, undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    log.debug("theme folders: %s", folders)
+    return Theme(config.theme, tuple(folders), MappingProxyType(tokens), env)
