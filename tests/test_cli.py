@@ -49,7 +49,7 @@ def test_build_one_format_into_another_folder(project, tmp_path, monkeypatch):
     out = tmp_path / "elsewhere"
     result = CliRunner().invoke(cli, ["build", "--format", "email", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Rendering email…" in result.output
+    assert "Rendering email:01-hello…" in result.output
     assert "newsletters/01-hello.html" in result.output and " KB" in result.output
     assert (out / "newsletters/01-hello.html").is_file()
     assert not (out / "test-booklet.epub").exists()
@@ -59,11 +59,23 @@ def test_build_one_format_into_another_folder(project, tmp_path, monkeypatch):
 
 
 def test_strict_turns_warnings_into_errors(project, monkeypatch):
+    from pressroom.config import load_config
+    from pressroom.content import load_publication
+    from pressroom.render.email import MAX_BYTES, WARN_BYTES, EmailRenderer
+    from pressroom.theme import load_theme
+
     monkeypatch.chdir(project)
-    # A newsletter body big enough to pass the 90 KB warning line but not the 102 KB limit.
+    # Grow a newsletter until it is past the 90 KB warning line but under the 102 KB limit.
     issue = project / "content/newsletters/01-hello.md"
-    para = "A calm, steady paragraph about gentle facial exercise and realistic expectations. " * 12
-    issue.write_text(issue.read_text() + ("\n\n" + para) * 66)
+    para = "A calm, steady paragraph about gentle facial exercise and realistic expectations. " * 4
+    original = issue.read_text()
+    for n in range(1, 400, 3):
+        issue.write_text(original + ("\n\n" + para) * n)
+        pub = load_publication(load_config(project))
+        html = EmailRenderer(pub, load_theme(pub.config)).html(pub.newsletters[0])
+        if len(html.encode()) > WARN_BYTES + 2048:
+            break
+    assert len(html.encode()) < MAX_BYTES - 4096
     result = CliRunner().invoke(cli, ["build", "--format", "email", "--strict"])
     assert result.exit_code == 1, result.output
     assert "warning(s) and --strict is on; nothing was written" in result.output

@@ -1,36 +1,46 @@
-"""The build: load and check everything, render every requested format, then write atomically."""
+"""The build: load and check everything, render what changed (in parallel where it helps),
+then write atomically. Nothing is written unless every job rendered."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from pressroom import cache
 from pressroom.config import Config
 from pressroom.content import load_publication
 from pressroom.errors import PressroomError
+from pressroom.model import Publication
 from pressroom.output import write_all
-from pressroom.theme import load_theme
+from pressroom.theme import Theme, load_theme
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("epub", "pdf", "email")
+Files = dict[str, "bytes | str"]
 
 
-def _renderer(fmt: str):
-    # Imported lazily: WeasyPrint, ebooklib and MJML are slow to import and `check` needs none.
-    if fmt == "epub":
+def render_job(pub: Publication, theme: Theme, job: cache.Job) -> Files:
+    """Render one job; renderers are imported lazily (WeasyPrint alone takes ~1 s to import)."""
+    if job.name == "epub":
         from pressroom.render.epub import render_epub
-        return render_epub
-    if fmt == "pdf":
+        return render_epub(pub, theme)
+    if job.name == "pdf":
         from pressroom.render.pdf import render_pdf
-        return render_pdf
-    from pressroom.render.email import render_email
-    return render_email
+        return render_pdf(pub, theme)
+    from pressroom.render.email import EmailRenderer
+    slug = job.name.split(":", 1)[1]
+    issue = next(i for i in pub.newsletters if i.slug == slug)
+    renderer = EmailRenderer(pub, theme)
+    return {**renderer.render_issue(issue), **renderer.images([issue])}
 
 
-class _WarningCounter(logging.Handler):
+class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
@@ -39,43 +49,133 @@ class _WarningCounter(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def _run(pub: Publication, theme: Theme, job: cache.Job) -> tuple[Files, list[str], str | None]:
+    """Render a job, capturing its warnings; a user error comes back as its message."""
+    capture = _Capture()
+    logger = logging.getLogger("pressroom")
+    logger.addHandler(capture)
+    try:
+        return render_job(pub, theme, job), capture.messages, None
+    except PressroomError as exc:
+        return {}, capture.messages, exc.message
+    finally:
+        logger.removeHandler(capture)
+
+
+# Set before forking so worker processes inherit the loaded publication without pickling it.
+_FORKED: tuple[Publication, Theme] | None = None
+
+
+def _run_forked(job_name: str):
+    pub, theme = _FORKED
+    return _run(pub, theme, cache.Job(job_name))
+
+
 @dataclass
 class BuildResult:
-    """What a build wrote (path -> bytes) and the warnings it logged."""
+    """What a build wrote (path -> bytes), what it skipped as unchanged, and its warnings."""
 
     written: dict[Path, int] = field(default_factory=dict)
+    rendered: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
-def check(config: Config):
+def check(config: Config) -> Publication:
     """Load and validate all content (no rendering); return the Publication."""
     return load_publication(config)
 
 
+def _render_all(pub: Publication, theme: Theme, jobs: list[cache.Job], parallel: bool,
+                on_step: Callable[[str], None] | None) -> dict[str, tuple[Files, list[str], str | None]]:
+    global _FORKED
+    results: dict[str, tuple[Files, list[str], str | None]] = {}
+    # The PDF dominates; give it its own process and render the rest here meanwhile.
+    side = [j for j in jobs if j.name == "pdf"] if parallel and len(jobs) > 1 else []
+    future = None
+    if side:
+        _FORKED = (pub, theme)
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        if on_step:
+            on_step("pdf")
+        future = pool.submit(_run_forked, "pdf")
+    try:
+        for job in jobs:
+            if job in side:
+                continue
+            if on_step:
+                on_step(job.name)
+            results[job.name] = _run(pub, theme, job)
+        if future is not None:
+            results["pdf"] = future.result()
+    finally:
+        if future is not None:
+            pool.shutdown()
+            _FORKED = None
+    return results
+
+
 def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = False,
-          on_step: Callable[[str], None] | None = None) -> BuildResult:
+          on_step: Callable[[str], None] | None = None, force: bool = False,
+          parallel: bool | None = None) -> BuildResult:
     """Build the requested formats into ``config.out``.
 
-    Nothing is written unless every format rendered (and, with ``strict``, without warnings).
-    ``on_step(name)`` is called as each format starts, for progress display.
+    Only jobs whose inputs changed since the last build are rendered (``force`` renders all).
+    Nothing is written unless every job rendered (and, with ``strict``, without warnings).
+    ``on_step(name)`` is called as each job starts, for progress display.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PressroomError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
-    counter = _WarningCounter()
-    logging.getLogger("pressroom").addHandler(counter)
-    try:
-        pub = load_publication(config)
-        theme = load_theme(config)
-        files: dict[Path, bytes | str] = {}
-        for fmt in formats:
-            if on_step:
-                on_step(fmt)
-            for rel, data in _renderer(fmt)(pub, theme).items():
-                files[config.out / rel] = data
-    finally:
-        logging.getLogger("pressroom").removeHandler(counter)
-    if strict and counter.messages:
-        raise PressroomError(f"{len(counter.messages)} warning(s) and --strict is on; nothing "
-                             "was written:\n" + "\n".join(counter.messages))
-    return BuildResult(written=write_all(files), warnings=counter.messages)
+    pub = load_publication(config)
+    theme = load_theme(config)
+    keys = cache.job_keys(pub, theme, formats)
+    manifest = {} if force else cache.load_manifest(config.out)
+    todo = [j for j, k in keys.items() if not cache.up_to_date(manifest, j, k, config.out)]
+    result = BuildResult(skipped=[j.name for j in keys if j not in todo])
+    old_jobs = manifest.get("jobs", {}) if manifest else cache.load_manifest(config.out).get("jobs", {})
+    for name in result.skipped:
+        for message in old_jobs.get(name, {}).get("warnings", []):
+            log.warning(message)
+            result.warnings.append(message)
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1
+    rendered = _render_all(pub, theme, todo, parallel, on_step)
+    errors = [err for _files, _warns, err in rendered.values() if err]
+    if errors:
+        raise PressroomError("\n".join(errors))
+    files: dict[Path, bytes | str] = {}
+    jobs_manifest = {name: entry for name, entry in old_jobs.items()
+                     if name in {j.name for j in keys} or cache.Job(name).format not in formats}
+    for job in todo:
+        out_files, warnings, _ = rendered[job.name]
+        for message in warnings:
+            if job.name == "pdf" and parallel and len(todo) > 1:
+                log.warning(message)  # logged in the worker process; show it here too
+        result.warnings.extend(warnings)
+        for rel, data in out_files.items():
+            files[config.out / rel] = data
+        jobs_manifest[job.name] = {"key": keys[job], "files": sorted(out_files),
+                                   "warnings": warnings}
+    if strict and result.warnings:
+        raise PressroomError(f"{len(result.warnings)} warning(s) and --strict is on; nothing "
+                             "was written:\n" + "\n".join(result.warnings))
+    if todo:
+        files[config.out / cache.MANIFEST] = cache.manifest_bytes(jobs_manifest)
+    result.rendered = [j.name for j in todo]
+    result.written = write_all(files)
+    result.written.pop(config.out / cache.MANIFEST, None)
+    _remove_stale(config.out, old_jobs, jobs_manifest)
+    return result
+
+
+def _remove_stale(out: Path, old: dict, new: dict) -> None:
+    """Delete files of jobs that no longer exist (e.g. a newsletter that was removed)."""
+    keep = {f for entry in new.values() for f in entry.get("files", [])}
+    for name, entry in old.items():
+        if name in new:
+            continue
+        for rel in entry.get("files", []):
+            if rel not in keep:
+                (out / rel).unlink(missing_ok=True)
+                log.info("removed stale %s", rel)

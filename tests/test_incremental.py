@@ -1,0 +1,64 @@
+"""Incremental builds: unchanged outputs are not re-rendered; edits re-render what they affect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pressroom.build import build
+from pressroom.config import load_config
+
+
+def run(project: Path, **kw):
+    return build(load_config(project), **kw)
+
+
+def test_noop_rebuild_renders_nothing(project):
+    first = run(project, formats=("epub", "email"))
+    assert sorted(first.rendered) == ["email:01-hello", "epub"]
+    epub = project / "output/test-booklet.epub"
+    stamp = epub.stat().st_mtime_ns
+    again = run(project, formats=("epub", "email"))
+    assert again.rendered == [] and again.written == {}
+    assert sorted(again.skipped) == ["email:01-hello", "epub"]
+    assert epub.stat().st_mtime_ns == stamp
+
+
+def test_edits_rerender_only_what_they_affect(project):
+    run(project)
+    issue = project / "content/newsletters/01-hello.md"
+    issue.write_text(issue.read_text() + "\nOne more line.\n")
+    assert run(project).rendered == ["email:01-hello"]
+    # jaw-release is in the book but featured in no newsletter.
+    jaw = project / "content/exercises/jaw-release.md"
+    jaw.write_text(jaw.read_text().replace("A gentle release.", "A gentle, slow release."))
+    assert sorted(run(project).rendered) == ["epub", "pdf"]
+    # cheek-lift is featured in 01-hello, so that issue is re-rendered too.
+    cheek = project / "content/exercises/cheek-lift.md"
+    cheek.write_text(cheek.read_text().replace("Squinting.", "Squinting hard."))
+    assert sorted(run(project).rendered) == ["email:01-hello", "epub", "pdf"]
+    assert sorted(run(project, force=True).rendered) == ["email:01-hello", "epub", "pdf"]
+
+
+def test_paper_size_is_an_input_of_the_pdf(project):
+    run(project, formats=("pdf",))
+    config = load_config(project).with_overrides(paper="letter")
+    assert build(config, formats=("pdf",)).rendered == ["pdf"]
+
+
+def test_removed_newsletter_leaves_no_stale_files(project):
+    run(project, formats=("email",))
+    assert (project / "output/newsletters/01-hello.html").exists()
+    (project / "content/newsletters/01-hello.md").unlink()
+    run(project, formats=("email",))
+    assert not (project / "output/newsletters/01-hello.html").exists()
+    assert not (project / "output/site/newsletters/01-hello.html").exists()
+
+
+def test_parallel_and_serial_builds_are_identical(project, tmp_path):
+    config = load_config(project)
+    serial = build(config.with_overrides(out=tmp_path / "serial"), parallel=False)
+    parallel = build(config.with_overrides(out=tmp_path / "parallel"), parallel=True)
+    assert sorted(serial.rendered) == sorted(parallel.rendered)
+    for path in serial.written:
+        twin = tmp_path / "parallel" / path.relative_to(tmp_path / "serial")
+        assert twin.read_bytes() == path.read_bytes(), path.name
