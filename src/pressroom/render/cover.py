@@ -4,6 +4,7 @@ fonts (fontTools), so the cover never depends on the machine's installed fonts."
 from __future__ import annotations
 
 import html
+import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from pressroom.model import Publication
 from pressroom.theme import Theme
 
 WIDTH, HEIGHT = 1600, 2400
+# fontTools warns that the OFL fonts' 'created' dates look odd; harmless, and not the user's concern.
+logging.getLogger("fontTools.ttLib.tables._h_e_a_d").setLevel(logging.ERROR)
 
 
 @lru_cache(maxsize=8)

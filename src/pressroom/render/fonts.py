@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import html
-import logging
-import io
 import re
 import string
 
@@ -12,9 +10,6 @@ from pressroom.model import Publication
 from pressroom.theme import Theme
 
 _TAGS = re.compile(r"<[^>]+>")
-# fontTools reports routine subsetting decisions as warnings; they are not the user's problem.
-for _name in ("fontTools.subset", "fontTools.ttLib", "fontTools.ttLib.tables._h_e_a_d"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 def font_files(theme: Theme) -> list[tuple[str, str]]:
@@ -23,22 +18,21 @@ def font_files(theme: Theme) -> list[tuple[str, str]]:
 
 
 def subset(data: bytes, text: str) -> bytes:
-    """A subset of a TrueType/OpenType font holding only the glyphs for ``text``."""
-    from fontTools import subset as ft_subset
-    from fontTools.ttLib import TTFont
+    """A subset of a TrueType/OpenType font holding only the glyphs for ``text`` (HarfBuzz).
 
-    options = ft_subset.Options()
-    options.layout_features = ["kern", "liga", "onum", "lnum", "pnum", "tnum"]
-    options.name_IDs = ["*"]  # keep copyright and licence names (OFL requires them)
-    options.notdef_outline = True
-    options.recalc_timestamp = False  # reproducible bytes
-    font = TTFont(io.BytesIO(data), recalcTimestamp=False)
-    subsetter = ft_subset.Subsetter(options)
-    subsetter.populate(text=text)
-    subsetter.subset(font)
-    out = io.BytesIO()
-    font.save(out)
-    return out.getvalue()
+    Every name record is kept: the OFL asks for the copyright and licence names to travel
+    with the font.
+    """
+    import uharfbuzz as hb
+
+    face = hb.Face(data)
+    request = hb.SubsetInput()
+    for ch in text:
+        request.unicode_set.add(ord(ch))
+    names = request.sets(hb.SubsetInputSets.NAME_ID)
+    for name_id in range(0, 26):
+        names.add(name_id)
+    return hb.subset(face, request).blob.data
 
 
 def embed_epub_fonts(book, pub: Publication, theme: Theme) -> None:
