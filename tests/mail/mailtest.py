@@ -42,7 +42,9 @@ class Recorder:
     rcpt_replies: dict[str, list[str]] = field(default_factory=dict)  # address -> replies, in order
     drop_after_data: set[str] = field(default_factory=set)  # accept, then hang up before replying
     policy_reject: bool = False               # 554 5.7.1 at the end of DATA
+    stall_after_data_at: int | None = None    # record the Nth message, then delay its reply
     connections: int = 0
+    rcpt_hook: object = None                  # called with each RCPT address (server thread)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -53,6 +55,8 @@ class Recorder:
             self.rcpt_replies.clear()
             self.drop_after_data.clear()
             self.policy_reject = False
+            self.stall_after_data_at = None
+            self.rcpt_hook = None
 
     def count(self) -> int:
         with self.lock:
@@ -73,6 +77,8 @@ class Recorder:
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_hook:
+            self.rcpt_hook(address)
         with self.lock:
             replies = self.rcpt_replies.get(address)
             reply = replies.pop(0) if replies else None
@@ -94,6 +100,8 @@ class Recorder:
         with self.lock:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                           envelope.original_content))
+        if number == self.stall_after_data_at:
+            await asyncio.sleep(10)  # the client is killed meanwhile; cancelled on disconnect
         if set(envelope.rcpt_tos) & self.drop_after_data:
             server.transport.close()
             await asyncio.sleep(30)
@@ -144,3 +152,29 @@ def add_subscribers(project: Path, count: int, tag_every: int = 0) -> list[str]:
     result = import_subscribers(load_config(project), csv_path)
     assert result.added == count and not result.problems
     return addresses
+
+
+def ledger(project: Path, issue: str = "01-welcome") -> dict[str, tuple[str, int, str]]:
+    """address -> (ledger status, attempts, last reply) for one campaign, read directly."""
+    import sqlite3
+
+    from pressroom.mail.settings import mail_settings
+
+    db = sqlite3.connect(mail_settings(load_config(project)).store)
+    try:
+        rows = db.execute(
+            "SELECT s.email, d.status, d.attempts, d.last_reply FROM deliveries d "
+            "JOIN subscribers s ON s.id = d.subscriber_id JOIN campaigns c ON c.id = d.campaign_id "
+            "WHERE c.issue = ?", (issue,)).fetchall()
+    finally:
+        db.close()
+    return {email: (status, attempts, reply) for email, status, attempts, reply in rows}
+
+
+def subscriber_status(project: Path, email: str) -> tuple[str, str | None]:
+    """(subscriber status, suppression reason or None)."""
+    from pressroom.mail.settings import mail_settings
+    from pressroom.mail.store import open_store
+
+    with open_store(mail_settings(load_config(project)).store) as store:
+        return store.find(email).status, store.suppression(email)

@@ -54,8 +54,8 @@ class Bounce:
 def _messages(path: Path) -> Iterator[bytes]:
     if path.is_dir():
         if not all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
-            raise MailError(f"{where(path)} is a folder but not a Maildir (no cur/, new/ and tmp/); "
-                            "give an mbox file or a Maildir")
+            raise MailError(f"{where(path)} is a folder but not a Maildir (no cur/, new/ and "
+                            "tmp/); give an mbox file or a Maildir")
         box: mailbox.Mailbox = mailbox.Maildir(path, factory=None, create=False)
     elif path.is_file():
         box = mailbox.mbox(path, factory=None, create=False)
@@ -141,8 +141,9 @@ def process_bounces(config: Config, path: Path | str) -> BounceResult:
                 result.not_reports += 1
                 continue
             report_id = (msg.get("Message-ID") or "").strip() or hashlib.sha256(raw).hexdigest()
-            seen = store.db.execute("INSERT OR IGNORE INTO bounce_reports (report_id, source, "
-                                    "processed_at) VALUES (?, ?, ?)", (report_id, source, now_iso()))
+            seen = store.db.execute(
+                "INSERT OR IGNORE INTO bounce_reports (report_id, source, processed_at) "
+                "VALUES (?, ?, ?)", (report_id, source, now_iso()))
             if seen.rowcount == 0:
                 result.already_processed += 1
                 continue

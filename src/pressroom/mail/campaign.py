@@ -1,4 +1,4 @@
-"""Send a built newsletter: snapshot the audience, mail each recipient once, resume after a crash."""
+"""Send a built newsletter: snapshot the audience, mail everyone once, resume after a crash."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pressroom.mail.settings import (DkimSettings, MailSettings, SmtpSettings, m
 from pressroom.mail.smtp import OutboxTransport, SmtpTransport, TransportError, safe_label
 from pressroom.mail.store import BATCH, Store, open_store
 from pressroom.mail.tokens import UNSUBSCRIBE, make_token
-from pressroom.merge import personalise_html, personalise_text
+from pressroom.merge import UNSUBSCRIBE_URL, personalise_html, personalise_text
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class Renderer:
 
     def __init__(self, settings: MailSettings, built: Built, dkim: DkimSettings | None,
                  key: bytes, prefix: str = "") -> None:
-        self.settings, self.built, self.dkim, self.key, self.prefix = settings, built, dkim, key, prefix
+        self.settings, self.built, self.dkim, self.key = settings, built, dkim, key
+        self.prefix = prefix
         self.view_url = settings.view_link(built.slug)
 
     def render(self, subscriber_id: int, email: str, first_name: str = "",
@@ -62,7 +63,8 @@ class Renderer:
             sender=s.sender, sender_name=s.sender_name, reply_to=s.reply_to, to=email,
             to_name=" ".join(p for p in (first_name, last_name) if p),
             subject=self.prefix + self.built.subject,
-            text=personalise_text(self.built.text, **fill), html=personalise_html(self.built.html, **fill),
+            text=personalise_text(self.built.text, **fill),
+            html=personalise_html(self.built.html, **fill),
             list_id=s.list_id, unsubscribe_https=unsubscribe_url,
             unsubscribe_mailto=s.unsubscribe_mailto, dkim_settings=self.dkim)
 
@@ -93,6 +95,10 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
     """
     settings, smtp = mail_settings(config), smtp_settings(config)
     built = load_built(config.out, issue)
+    for kind, body in (("HTML", built.html), ("text", built.text)):
+        if UNSUBSCRIBE_URL not in body:
+            log.warning("%s: the %s version has no unsubscribe link marker %s; readers will only "
+                        "have the List-Unsubscribe header", issue, kind, UNSUBSCRIBE_URL)
     dkim = smtp.dkim if smtp else None
     check_dkim(dkim, settings.sender)
     key = secret_key()
@@ -103,6 +109,7 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
         if dry_run:
             return _dry_run(store, renderer, issue, tag, resend_unknown,
                             _destination(settings, smtp, issue))
+        transport = open_transport(settings, smtp, issue)  # checks the password before locking
         with send_lock(store, issue):
             ledger = Ledger.open(store, issue, built.subject, tag)
             stale = ledger.stale_to_unknown()
@@ -114,7 +121,7 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                 result.requeued_unknown = ledger.requeue_unknown()
             pacer = Pacer(store, rate or (smtp.rate if smtp else None),
                           smtp.hourly_cap if smtp else None, clock, sleep)
-            with open_transport(settings, smtp, issue) as transport:
+            with transport:
                 _Run(store, ledger, transport, renderer, pacer, settings, result, progress,
                      clock, sleep).run()
             ledger.finish_if_done()
@@ -265,8 +272,9 @@ def _audience(store: Store, issue: str, tag: str | None, resend_unknown: bool) -
         if ledger is not None:
             rows = ledger.due(float("inf"), after, include_unknown=resend_unknown)
         else:
-            sql = ("SELECT s.id, s.email, s.first_name, s.last_name, s.status, p.reason, 'pending', 0 "
-                   "FROM subscribers s LEFT JOIN suppressions p ON p.email_key = s.email_key "
+            sql = ("SELECT s.id, s.email, s.first_name, s.last_name, s.status, p.reason, "
+                   "'pending', 0 FROM subscribers s "
+                   "LEFT JOIN suppressions p ON p.email_key = s.email_key "
                    "WHERE s.id > ? AND s.status = 'subscribed'")
             args: tuple = (after,)
             if tag:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,7 +85,8 @@ def add_command(config: Config, email: str, first_name: str, last_name: str,
     Example:
       pressroom subscribers add ann@example.com --first-name Ann --tag clinic
     """
-    subscriber = add_subscriber(config, email, first_name=first_name, last_name=last_name, tags=tags)
+    subscriber = add_subscriber(config, email, first_name=first_name, last_name=last_name,
+                                tags=tags)
     click.echo(f"added {subscriber.email} (id {subscriber.id})")
 
 
@@ -210,7 +212,7 @@ def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_r
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = click.progressbar(length=total, label=f"sending {issue}", file=click.get_text_stream("stderr"))
+            bar = click.progressbar(length=total, label=f"sending {issue}", file=sys.stderr)
             bar.__enter__()
         bar.update(done - bar.pos)
 

@@ -74,7 +74,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 if not any(cell.strip() for cell in record):
                     continue
                 row = {}
-                for name, cell in zip(fields, record):
+                for name, cell in zip(fields, record, strict=False):  # short rows are fine
                     if name and name not in row:
                         row[name] = cell.strip()
                 yield start, row

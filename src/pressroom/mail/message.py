@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import re
 from dataclasses import dataclass
 from email import policy
 from email.errors import HeaderParseError
 from email.header import Header
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, quote
 from pathlib import Path
@@ -22,11 +23,29 @@ from pressroom.mail.settings import DkimSettings
 
 log = logging.getLogger(__name__)
 
+_ISSUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
 ONE_CLICK = "List-Unsubscribe=One-Click"
 # RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post to be covered by the signature.
+class _Registry(HeaderRegistry):
+    """The default header registry, minus re-creating a header class for every header set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        if key not in self._classes:
+            self._classes[key] = super().__getitem__(name)
+        return self._classes[key]
+
+
+# The default policy with a caching registry: same headers, a tenth less time per message.
+POLICY = policy.default.clone(header_factory=_Registry())
 # List-Unsubscribe is stored raw and emitted as written: the folder would RFC 2047-encode a long
 # URL (it has no space to fold at), and receivers would no longer recognise the header.
-WIRE = policy.SMTP.clone(refold_source="none")
+WIRE = POLICY.clone(linesep="\r\n", refold_source="none")
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
                   b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type")
 
@@ -53,13 +72,16 @@ class Outgoing:
 
 def load_built(out: Path, issue: str) -> Built:
     """Read ``<out>/newsletters/<issue>.{json,html,txt}``; a clear error when missing or broken."""
+    if not _ISSUE.match(issue):
+        raise MailError(f"{issue!r} is not an issue slug; give the file name of a built newsletter "
+                        "without its extension, e.g. 01-welcome")
     folder = out / "newsletters"
     paths = {ext: folder / f"{issue}.{ext}" for ext in ("json", "html", "txt")}
     missing = [p for p in paths.values() if not p.is_file()]
-    if "/" in issue or "\\" in issue or missing:
+    if missing:
         built = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
         hint = f"built issues: {', '.join(built)}" if built else "no newsletters are built yet"
-        raise MailError(f"{where(missing[0] if missing else folder)} not found; run `pressroom "
+        raise MailError(f"{where(missing[0])} not found; run `pressroom "
                         f"build` first and give the issue slug ({hint})")
     try:
         meta = json.loads(paths["json"].read_text(encoding="utf-8"))
@@ -99,7 +121,7 @@ def build_message(*, sender: str, sender_name: str, to: str, to_name: str = "", 
     ``list_id`` and both unsubscribe targets and get List-Id, List-Unsubscribe and
     List-Unsubscribe-Post (RFC 8058); transactional mail leaves them out.
     """
-    msg = EmailMessage(policy=policy.default)
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = _address(sender_name, sender, "sender")
     recipient = _address(to_name, to, "recipient")
     msg["To"] = recipient
@@ -130,6 +152,7 @@ def build_message(*, sender: str, sender_name: str, to: str, to_name: str = "", 
     msg.set_content(text, cte="quoted-printable")
     if html is not None:
         msg.add_alternative(html, subtype="html", cte="quoted-printable")
+        del msg.get_payload()[-1]["MIME-Version"]  # set_content adds it to the new part too
     data = msg.as_bytes(policy=WIRE)
     if dkim_settings is not None:
         data = sign(data, dkim_settings)

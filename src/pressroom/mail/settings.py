@@ -1,15 +1,17 @@
-"""The ``mail:`` and ``smtp:`` sections of publication.yaml, validated; secrets from the environment."""
+"""The ``mail:`` and ``smtp:`` sections of publication.yaml, validated; secrets from the env."""
 
 from __future__ import annotations
 
 import os
+import string
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from pressroom.config import Config
-from pressroom.errors import MailError
+from pressroom.errors import ConfigError, ContentError, MailError
 from pressroom.fields import Fields
 from pressroom.mail.addresses import domain_of, normalise_address
 
@@ -18,7 +20,7 @@ PASSWORD_ENV = "PRESSROOM_SMTP_PASSWORD"
 SECURITY = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 MIN_SECRET_LENGTH = 16
-_LIST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-.")
+_LIST_ID_CHARS = set(string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-.")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,17 @@ def _section(config: Config, name: str, raw: Mapping[str, Any] | None) -> Fields
                   config.line_of(name) or 1)
 
 
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    """Report problems found by the shared field reader as ConfigErrors (same file:line text)."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ContentError as exc:
+        raise ConfigError(exc.path, exc.line, exc.reason) from exc
+
+
 def _https(f: Fields, key: str, default: str) -> str:
     value = f.str(key, False, default)
     if not value.startswith("https://") or not urlsplit(value).netloc:
@@ -106,6 +119,11 @@ def _host(url: str) -> str:
 
 def mail_settings(config: Config) -> MailSettings:
     """Validate the ``mail:`` section (every key optional) against the rest of the config."""
+    with _config_errors():
+        return _mail_settings(config)
+
+
+def _mail_settings(config: Config) -> MailSettings:
     f = _section(config, "mail", config.mail)
     news = config.newsletter
     store = config.project / f.str("store", False, ".pressroom/subscribers.sqlite3")
@@ -146,6 +164,11 @@ def smtp_settings(config: Config) -> SmtpSettings | None:
     """Validate the ``smtp:`` section; None means the embedded outbox (no SMTP configured)."""
     if config.smtp is None:
         return None
+    with _config_errors():
+        return _smtp_settings(config)
+
+
+def _smtp_settings(config: Config) -> SmtpSettings:
     f = _section(config, "smtp", config.smtp)
     host = f.str("host")
     security = f.choice("security", SECURITY, False, "starttls")

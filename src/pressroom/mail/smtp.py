@@ -101,20 +101,18 @@ class SmtpTransport:
         """host:port, for messages."""
         return f"{self.settings.host}:{self.settings.port}"
 
-    def connect(self) -> None:
-        """Open, secure and log in; TransportError says whether trying again may help."""
+    def _open(self) -> smtplib.SMTP:
         s = self.settings
         context = ssl.create_default_context()
+        if s.security == "ssl":
+            conn = smtplib.SMTP_SSL(s.host, s.port, local_hostname=self.helo, timeout=s.timeout,
+                                    context=context)
+        else:
+            conn = smtplib.SMTP(s.host, s.port, local_hostname=self.helo, timeout=s.timeout)
         try:
-            if s.security == "ssl":
-                conn = smtplib.SMTP_SSL(s.host, s.port, local_hostname=self.helo,
-                                        timeout=s.timeout, context=context)
-            else:
-                conn = smtplib.SMTP(s.host, s.port, local_hostname=self.helo, timeout=s.timeout)
             conn.ehlo()
             if s.security == "starttls":
                 if not conn.has_extn("starttls"):
-                    conn.close()
                     raise TransportError(f"{self.where} does not offer STARTTLS; set smtp.security "
                                          "to ssl (port 465) or, for a local relay only, none",
                                          transient=False)
@@ -122,21 +120,31 @@ class SmtpTransport:
                 conn.ehlo()
             if s.username:
                 conn.login(s.username, self.password or "")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def connect(self) -> None:
+        """Open, secure and log in; TransportError says whether trying again may help."""
+        s = self.settings
+        try:
+            self.conn = self._open()
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(f"SMTP login as {s.username} at {self.where} failed "
                                  f"({_reply(exc.smtp_code, exc.smtp_error)}); check smtp.username "
                                  "and PRESSROOM_SMTP_PASSWORD", transient=False) from exc
         except ssl.SSLCertVerificationError as exc:
             raise TransportError(f"the TLS certificate of {self.where} is not valid "
-                                 f"({exc.verify_message}); check smtp.host", transient=False) from exc
+                                 f"({exc.verify_message}); check smtp.host",
+                                 transient=False) from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise TransportError(f"{self.where}: {exc}; remove smtp.username or use a server that "
                                  "supports login", transient=False) from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise TransportError(f"cannot reach the SMTP server {self.where} ({exc or type(exc).__name__}); "
-                                 "check smtp.host and smtp.port, then run the command again to "
-                                 "resume", transient=True) from exc
-        self.conn = conn
+            raise TransportError(f"cannot reach the SMTP server {self.where} "
+                                 f"({exc or type(exc).__name__}); check smtp.host and smtp.port, "
+                                 "then run the command again to resume", transient=True) from exc
         log.info("connected to %s", self.where)
 
     def _drop(self) -> None:

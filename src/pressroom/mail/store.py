@@ -83,7 +83,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_at TEXT NOT NULL,
             PRIMARY KEY (campaign_id, subscriber_id)) WITHOUT ROWID""",
         "CREATE INDEX deliveries_status ON deliveries (campaign_id, status, subscriber_id)",
-        "CREATE INDEX deliveries_submitted ON deliveries (submitted_at) WHERE submitted_at IS NOT NULL",
+        """CREATE INDEX deliveries_submitted ON deliveries (submitted_at)
+            WHERE submitted_at IS NOT NULL""",
         """CREATE TABLE send_lock (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             pid INTEGER NOT NULL,
@@ -180,6 +181,15 @@ class Store:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
+    def relaxed_sync(self) -> Iterator[None]:
+        """Commit without waiting for the disk; only for writes whose loss is harmless."""
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA synchronous = FULL")
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on any error)."""
         self.db.execute("BEGIN IMMEDIATE")
@@ -194,7 +204,8 @@ class Store:
 
     def _row(self, row: tuple) -> Subscriber:
         tags = tuple(t for (t,) in self.db.execute(
-            "SELECT tag FROM subscriber_tags WHERE subscriber_id = ? ORDER BY tag", (row[0],)))
+            "SELECT tag FROM subscriber_tags WHERE subscriber_id = ?", (row[0],)))
+        tags = tuple(sorted(tags, key=str.lower))
         return Subscriber(*row, tags=tags)
 
     def get(self, subscriber_id: int) -> Subscriber | None:
@@ -215,12 +226,15 @@ class Store:
         while True:
             where = "id > ?" + (" AND status = ?" if status else "")
             args = (last, status) if status else (last,)
-            rows = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE {where} "
-                                   f"ORDER BY id LIMIT {BATCH}", args).fetchall()
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS}, (SELECT group_concat(tag, char(31)) FROM subscriber_tags "
+                f"WHERE subscriber_id = s.id) FROM subscribers s WHERE {where} "
+                f"ORDER BY id LIMIT {BATCH}", args).fetchall()
             if not rows:
                 return
-            for row in rows:
-                yield self._row(row)
+            for *row, tags in rows:
+                yield Subscriber(*row, tags=tuple(sorted((tags or "").split("\x1f"),
+                                                         key=str.lower)) if tags else ())
             last = rows[-1][0]
 
     def suppression(self, email: str) -> str | None:
@@ -237,11 +251,13 @@ class Store:
         check_header("first name", first_name)
         check_header("last name", last_name)
         if status not in STATUSES:
-            raise MailError(f"unknown subscriber status {status!r}; use one of {', '.join(STATUSES)}")
+            raise MailError(f"unknown subscriber status {status!r}; use one of "
+                            f"{', '.join(STATUSES)}")
         stamp = now_iso()
         cur = self.db.execute(
             "INSERT INTO subscribers (email, email_key, first_name, last_name, status, "
-            "consent_source, consent_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "consent_source, consent_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (email, address_key(email), first_name, last_name, status, source,
              consent_at or stamp, stamp, stamp))
         subscriber_id = cur.lastrowid
@@ -279,7 +295,8 @@ class Store:
         """Put an address on the suppression list (kept across imports) and mark its subscriber."""
         key = address_key(email)
         self.db.execute("INSERT OR IGNORE INTO suppressions (email_key, reason, source, detail, "
-                        "created_at) VALUES (?, ?, ?, ?, ?)", (key, reason, source, detail, now_iso()))
+                        "created_at) VALUES (?, ?, ?, ?, ?)",
+                        (key, reason, source, detail, now_iso()))
         status = "unsubscribed" if reason == "unsubscribed" else (
             "complained" if reason == "complained" else "bounced")
         row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?",
@@ -298,8 +315,8 @@ class Store:
 
     def events(self, subscriber_id: int) -> list[tuple[str, str, str, str]]:
         """(at, kind, source, detail) for one subscriber, oldest first."""
-        return self.db.execute("SELECT at, kind, source, detail FROM events WHERE subscriber_id = ? "
-                               "ORDER BY id", (subscriber_id,)).fetchall()
+        return self.db.execute("SELECT at, kind, source, detail FROM events "
+                               "WHERE subscriber_id = ? ORDER BY id", (subscriber_id,)).fetchall()
 
     def counts(self) -> dict[str, int]:
         """Subscribers per status (every status present, zero included)."""

@@ -1,4 +1,4 @@
-"""Subscriber operations behind the CLI and the site: add, list, unsubscribe, confirm, export, stats."""
+"""Subscriber operations for the CLI and the site: add, list, unsubscribe, confirm, export."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def add_subscriber(config: Config, email: str, *, first_name: str = "", last_nam
     with open_store(mail_settings(config).store) as store, store.transaction():
         existing = store.find(email)
         if existing is not None:
-            raise MailError(f"{existing.email} is already in the store (status: {existing.status}); "
-                            "nothing changed")
+            raise MailError(f"{existing.email} is already in the store (status: "
+                            f"{existing.status}); nothing changed")
         reason = store.suppression(email)
         if reason:
             raise MailError(f"{email} is on the suppression list ({reason}); Pressroom never "
@@ -91,7 +91,10 @@ def unsubscribe(config: Config, email: str | None = None, token: str | None = No
     An address not in the store still goes on the suppression list, so no import adds it later.
     Example: ``unsubscribe(config, "bob@example.com")``.
     """
-    if (email is None) == (token is None):
+    if email is None and token is None:
+        raise MailError("give the EMAIL to unsubscribe, or --token with the token from an "
+                        "unsubscribe link")
+    if email is not None and token is not None:
         raise MailError("give either an EMAIL or --token, not both")
     with open_store(mail_settings(config).store) as store:
         if token is not None:
@@ -156,7 +159,8 @@ def subscriber_stats(config: Config) -> Stats:
         campaigns = []
         for cid, issue, status in store.db.execute(
                 "SELECT id, issue, status FROM campaigns ORDER BY id").fetchall():
-            counts = dict(store.db.execute("SELECT status, COUNT(*) FROM deliveries WHERE "
-                                           "campaign_id = ? GROUP BY status ORDER BY status", (cid,)))
+            counts = dict(store.db.execute(
+                "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ? "
+                "GROUP BY status ORDER BY status", (cid,)))
             campaigns.append(CampaignStats(issue, status, counts))
         return Stats(path, store.counts(), store.suppression_counts(), tuple(campaigns))

@@ -1,0 +1,83 @@
+"""One message: headers, refusal of unsafe values, DKIM coverage of the unsubscribe headers."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+
+import dkim
+import pytest
+
+from pressroom.errors import MailError
+from pressroom.mail.message import build_message
+from pressroom.mail.settings import DkimSettings
+from pressroom.mail.smtp import classify, wire_payload
+
+BASE = dict(sender="newsletter@juvenology.co.uk", sender_name="Nurse Marina", to="ann@example.com",
+            subject="Hello", text="Hi Ann", html="<p>Hi Ann</p>", list_id="news.juvenology.co.uk",
+            unsubscribe_https="https://www.juvenology.co.uk/unsubscribe?t=" + "A" * 55,
+            unsubscribe_mailto="unsubscribe@juvenology.co.uk")
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=policy.default)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("subject", "Hello\r\nBcc: all@example.com", "the subject contains a line break (CR or LF)"),
+    ("subject", "Hello\nthere", "the subject contains a line break (CR or LF)"),
+    ("to_name", "Ann\rBcc: x", "the recipient name contains a line break (CR or LF)"),
+    ("sender_name", "Nurse\nMarina", "the sender name contains a line break (CR or LF)"),
+    ("to", "a@b@c", "'a@b@c' is not a valid email address: it must contain exactly one '@'"),
+    ("to", "ann@example.com\nBcc: x@example.com",
+     "is not a valid email address: it contains a space, line break or control character"),
+    ("reply_to", "no-at-sign", "'no-at-sign' is not a valid email address"),
+])
+def test_unsafe_values_are_refused(field, value, message):
+    with pytest.raises(MailError) as caught:
+        build_message(**{**BASE, field: value})
+    assert message in caught.value.message
+
+
+def test_long_unicode_subject_and_unsubscribe_url_survive_intact():
+    subject = "Facial yoga: week 1 — the cheek lift, the brow smoother and the jaw release — part 2"
+    msg = parse(build_message(**{**BASE, "subject": subject}).data)
+    assert msg["Subject"] == subject
+    assert msg["List-Unsubscribe"] == (f"<{BASE['unsubscribe_https']}>, "
+                                       "<mailto:unsubscribe@juvenology.co.uk?subject=unsubscribe>")
+    assert msg.get_payload()[1].get("MIME-Version") is None
+
+
+def test_dkim_covers_the_unsubscribe_headers(dkim_key):
+    key_file, record = dkim_key
+    settings = DkimSettings("juvenology.co.uk", "news", key_file, key_file.read_bytes())
+    data = build_message(**BASE, dkim_settings=settings).data
+
+    def dns(name, timeout=5):
+        return record
+
+    assert dkim.verify(data, dnsfunc=dns)
+    tampered = data.replace(b"unsubscribe?t=AAAA", b"unsubscribe?t=BBBB", 1)
+    assert tampered != data and not dkim.verify(tampered, dnsfunc=dns)
+    dropped = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", b"", 1)
+    assert dropped != data and not dkim.verify(dropped, dnsfunc=dns)
+
+
+def test_wire_payload_stuffs_dots_and_terminates():
+    assert wire_payload(b"a\n.b\r\n..c") == b"a\r\n..b\r\n...c\r\n.\r\n"
+
+
+@pytest.mark.parametrize("code, reply, stage, kind", [
+    (451, "4.7.1 greylisted", "RCPT", "retry"),
+    (421, "4.3.2 closing", "END", "retry"),
+    (550, "5.1.1 no such user", "RCPT", "rejected"),
+    (550, "no such user", "RCPT", "rejected"),
+    (554, "5.7.1 relay access denied", "RCPT", "pause"),
+    (554, "5.7.1 spam", "END", "pause"),
+    (552, "5.6.0 content rejected", "END", "pause"),
+    (550, "5.1.1 unknown user (checked late)", "END", "rejected"),
+    (554, "transaction failed", "END", "pause"),
+    (553, "5.1.8 sender rejected", "MAIL", "pause"),
+])
+def test_reply_classification(code, reply, stage, kind):
+    assert classify(code, reply.encode(), stage).kind == kind
