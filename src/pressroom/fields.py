@@ -127,6 +127,15 @@ class Fields:
             raise self.error(key, f"'{self._key(key)}' must be at least {minimum}, got {value}")
         return value
 
+    def bool(self, key: str, required: bool = True, default: bool | None = None) -> bool | None:
+        """true or false."""
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(key, f"'{self._key(key)}' must be true or false, got {value!r}")
+        return value
+
     def choice(self, key: str, choices: tuple[str, ...], required: bool = True,
                default: str | None = None) -> str | None:
         """One of a fixed set of strings."""

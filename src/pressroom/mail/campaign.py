@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -21,6 +24,7 @@ from pressroom.mail.tokens import UNSUBSCRIBE, make_token
 from pressroom.merge import UNSUBSCRIBE_URL, personalise_html, personalise_text
 
 log = logging.getLogger(__name__)
+PREFETCH = 4  # messages rendered ahead of the one being sent
 
 TEST_PREFIX = "[TEST] "
 Transport = SmtpTransport | OutboxTransport
@@ -105,7 +109,7 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
     if test_to is not None:
         return _send_test(settings, smtp, built, dkim, key, test_to)
     renderer = Renderer(settings, built, dkim, key)
-    with open_store(settings.store) as store:
+    with open_store(settings.store, fsync=settings.fsync_ledger) as store:
         if dry_run:
             return _dry_run(store, renderer, issue, tag, resend_unknown,
                             _destination(settings, smtp, issue))
@@ -162,29 +166,50 @@ class _Run:
                 self.sleep(delay)
 
     def sweep(self) -> bool:
-        """Attempt every due recipient once; False when the campaign was paused."""
+        """Attempt every due recipient once; False when the campaign was paused.
+
+        The next few messages are rendered in a helper thread while this one waits on the
+        SMTP server (sockets and SQLite release the GIL), so building messages overlaps with
+        sending them. Rendering has no side effects: the ledger is only touched here, in order.
+        """
         after = 0
-        while rows := self.ledger.due(self.clock(), after, limit=BATCH):
-            for row in rows:
-                after = row.subscriber_id
-                if not self.attempt(row):
-                    return False
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool:
+            while rows := self.ledger.due(self.clock(), after, limit=BATCH):
+                ahead: deque = deque()
+                pending = iter(rows)
+                for row in islice(pending, PREFETCH):
+                    ahead.append((row, pool.submit(self.prepare, row)))
+                while ahead:
+                    row, future = ahead.popleft()
+                    following = next(pending, None)
+                    if following is not None:
+                        ahead.append((following, pool.submit(self.prepare, following)))
+                    after = row.subscriber_id
+                    if not self.attempt(row, future.result()):
+                        return False
         return True
+
+    def prepare(self, row: Due) -> Outgoing | MailError | None:
+        """Render one recipient's message (None when they are no longer subscribed)."""
+        if row.subscriber_status != "subscribed" or row.suppressed:
+            return None
+        try:
+            return self.renderer.render(row.subscriber_id, row.email, row.first_name, row.last_name)
+        except MailError as exc:
+            return exc
 
     def backoff(self, attempts: int) -> float:
         return min(self.settings.retry_backoff * 2 ** max(attempts - 1, 0), 3600.0)
 
-    def attempt(self, row: Due) -> bool:
+    def attempt(self, row: Due, message: Outgoing | MailError | None) -> bool:
         ledger, sid = self.ledger, row.subscriber_id
-        if row.subscriber_status != "subscribed" or row.suppressed:
+        if message is None:
             ledger.skipped(sid, f"{row.suppressed or row.subscriber_status} since the snapshot")
             self.advance()
             return True
-        try:
-            message = self.renderer.render(sid, row.email, row.first_name, row.last_name)
-        except MailError as exc:
-            ledger.failed(sid, f"not sendable: {exc.message}", row.attempts)
-            self.result.failed.append((row.email, exc.message))
+        if isinstance(message, MailError):
+            ledger.failed(sid, f"not sendable: {message.message}", row.attempts)
+            self.result.failed.append((row.email, message.message))
             self.advance()
             return True
         outcome = self.deliver(row, message)

@@ -40,6 +40,8 @@ class MailSettings:
     soft_bounce_limit: int = 3
     max_attempts: int = 5
     retry_backoff: float = 30.0
+    # fsync the ledger before every DATA: survives a power cut, not only a crash; slower.
+    fsync_ledger: bool = False
 
     @property
     def sender_domain(self) -> str:
@@ -155,6 +157,7 @@ def _mail_settings(config: Config) -> MailSettings:
         soft_bounce_limit=f.int("soft_bounce_limit", False, 3, minimum=1),
         max_attempts=f.int("max_attempts", False, 5, minimum=1),
         retry_backoff=float(f.number("retry_backoff", False, 30.0, minimum=0)),
+        fsync_ledger=f.bool("fsync_ledger", False, False),
     )
     f.done()
     return settings

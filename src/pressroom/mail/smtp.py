@@ -75,7 +75,12 @@ def classify(code: int, resp: bytes | str, stage: str) -> Outcome:
 
 def wire_payload(data: bytes) -> bytes:
     """CRLF line ends, dot-stuffing and the terminating ``.`` line (RFC 5321 4.5.2)."""
-    data = _DOT.sub(b"..", _EOL.sub(b"\r\n", data))
+    # Messages from build_message are already CRLF with no leading dots (QP bodies): the
+    # counts are cheap C scans, the regular expressions are not.
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+        data = _EOL.sub(b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = _DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"

@@ -96,6 +96,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             source TEXT NOT NULL,
             processed_at TEXT NOT NULL) WITHOUT ROWID""",
     ),
+    (  # 3: sign-up rate limits of the subscription service (keyed hashes, pruned after a day)
+        """CREATE TABLE rate_hits (
+            bucket TEXT NOT NULL,
+            at REAL NOT NULL)""",
+        "CREATE INDEX rate_hits_bucket ON rate_hits (bucket, at)",
+        "CREATE INDEX rate_hits_at ON rate_hits (at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -134,14 +141,17 @@ _COLUMNS = ("id, email, first_name, last_name, status, consent_source, consent_a
 class Store:
     """An open subscriber store. Use as a context manager, or call ``close()``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fsync: bool = False) -> None:
         self.path = Path(path)
+        # WAL with synchronous=NORMAL: every commit survives a crash or kill of this process
+        # (the case the campaign ledger must survive); FULL also waits for the disk, so a commit
+        # survives a power cut too, at the cost of one flush per commit (mail.fsync_ledger).
+        self.sync = "FULL" if fsync else "NORMAL"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             self.db.execute("PRAGMA journal_mode = WAL")
-            # FULL: a committed 'sending' mark survives power loss, not only a process crash.
-            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute(f"PRAGMA synchronous = {self.sync}")
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -187,7 +197,7 @@ class Store:
         try:
             yield
         finally:
-            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute(f"PRAGMA synchronous = {self.sync}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -330,6 +340,6 @@ class Store:
                                     "ORDER BY reason"))
 
 
-def open_store(path: Path) -> Store:
+def open_store(path: Path, fsync: bool = False) -> Store:
     """Open (creating and migrating as needed) the store at ``path``."""
-    return Store(path)
+    return Store(path, fsync)
