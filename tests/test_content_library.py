@@ -18,7 +18,7 @@ from pressroom.content import load_publication
 from pressroom.render.email import EmailRenderer
 from pressroom.theme import load_theme
 
-from conftest import ROOT
+from projects import ROOT
 
 
 @pytest.fixture(scope="module")

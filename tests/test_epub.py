@@ -16,7 +16,7 @@ from pressroom.config import load_config
 from pressroom.content import load_publication
 from pressroom.validate import run_epubcheck
 
-from conftest import ROOT, build_project, copy_project
+from projects import ROOT, build_project, copy_project
 
 NS = {"opf": "http://www.idpf.org/2007/opf", "dc": "http://purl.org/dc/elements/1.1/",
       "x": "http://www.w3.org/1999/xhtml", "epub": "http://www.idpf.org/2007/ops",

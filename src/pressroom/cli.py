@@ -154,11 +154,10 @@ def check(project: Path, out: Path | None) -> None:
 
 
 def _register_optional() -> None:
-    try:
-        from pressroom.mail import commands
-    except ImportError:
-        return
-    for command in commands:
+    from pressroom.mail import commands
+    from pressroom.preview import preview
+
+    for command in (*commands, preview):
         cli.add_command(command)
 
 

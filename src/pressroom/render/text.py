@@ -23,8 +23,10 @@ def wrap(text: str, indent: str = "", first: str | None = None) -> str:
 
 
 def heading(text: str, level: int = 2) -> str:
-    """A plain-text heading, underlined with = (level 1) or - (deeper)."""
-    return f"{text}\n{('=' if level == 1 else '-') * min(len(text), WIDTH)}"
+    """A plain-text heading, wrapped and underlined with = (level 1) or - (deeper)."""
+    lines = textwrap.wrap(text, WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
+    rule = ("=" if level == 1 else "-") * min(max(len(line) for line in lines), WIDTH)
+    return "\n".join(lines) + "\n" + rule
 
 
 def _inline(token) -> str:
@@ -53,6 +55,7 @@ def markdown_to_text(markdown: str) -> str:
     lists: list[list] = []  # [ordered?, counter]
     pending = "p"
     footnote = 0
+    quote = 0  # blockquote depth
     row: list[str] | None = None
     for tok in _md.parse(markdown):
         if tok.type == "tr_open":
@@ -62,6 +65,8 @@ def markdown_to_text(markdown: str) -> str:
             row = None
         elif tok.type == "inline" and row is not None:
             row.append(_inline(tok))
+        elif tok.type in ("blockquote_open", "blockquote_close"):
+            quote += tok.nesting
         elif tok.type == "heading_open":
             pending = "h"
         elif tok.type in ("bullet_list_open", "ordered_list_open"):
@@ -70,6 +75,8 @@ def markdown_to_text(markdown: str) -> str:
             lists.pop()
         elif tok.type == "list_item_open":
             lists[-1][1] += 1
+        elif tok.type == "footnote_block_open":
+            blocks.append(("h", "Notes"))
         elif tok.type == "footnote_open":
             footnote = tok.meta["id"] + 1
         elif tok.type.startswith("container_") and tok.nesting == 1:
@@ -89,6 +96,8 @@ def markdown_to_text(markdown: str) -> str:
             elif footnote:
                 blocks.append(("p", wrap(text, "    ", f"[{footnote}] ")))
                 footnote = 0
+            elif quote:
+                blocks.append(("p", wrap(text, "> " * quote)))
             else:
                 blocks.append(("p", wrap(text)))
     return join_blocks(blocks)

@@ -1,0 +1,183 @@
+"""Newsletter previews: screenshots of every issue in headless Chromium, offline, no server."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from urllib.parse import unquote, urlsplit
+
+import click
+
+from pressroom.errors import PressroomError, RenderError
+
+if TYPE_CHECKING:  # Playwright is a dev/preview dependency, imported only when used.
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+    from pressroom.config import Config
+
+log = logging.getLogger(__name__)
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright's own download is never used
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run")
+WIDTHS = (375, 800)
+SCHEMES = ("light", "dark")
+SAMPLE_NAME = "Alex"  # the greeting the previews show
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+Fetch = Callable[[str], "bytes | None"]
+
+
+@contextmanager
+def chromium(executable: Path = CHROMIUM) -> Iterator["Browser"]:
+    """Start the system's headless Chromium through Playwright and close it afterwards."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError as exc:
+        raise RenderError("screenshots need Playwright's Python package: pip install "
+                          "'pressroom[dev]' (the system Chromium is used; no "
+                          "`playwright install` needed)") from exc
+    if not executable.is_file():
+        raise RenderError(f"screenshots need Chromium at {executable}: apt-get install chromium")
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=str(executable), args=list(CHROMIUM_ARGS))
+        except Error as exc:
+            first = str(exc.message).strip().splitlines()[0]
+            raise RenderError(f"could not start Chromium at {executable}: {first}") from exc
+        try:
+            yield browser
+        except Error as exc:
+            first = str(exc.message).strip().splitlines()[0]
+            raise RenderError(f"Chromium failed while taking screenshots: {first}") from exc
+        finally:
+            browser.close()
+
+
+def folder_fetch(folder: Path) -> Fetch:
+    """Serve site-relative paths from a built ``site/`` folder (nothing outside it)."""
+    root = folder.resolve()
+
+    def fetch(rel: str) -> bytes | None:
+        path = (root / rel).resolve()
+        return path.read_bytes() if path.is_relative_to(root) and path.is_file() else None
+
+    return fetch
+
+
+def route_offline(context: "BrowserContext", site: str, fetch: Fetch) -> None:
+    """Answer ``site``'s URLs from ``fetch``, let file:/data:/loopback through, block the rest.
+
+    Emails point at absolute https:// image URLs; this shows them without any network.
+    """
+    prefix = site.rstrip("/") + "/"
+
+    def handle(route) -> None:
+        url = route.request.url
+        if url.startswith(prefix):
+            rel = unquote(urlsplit(url).path[len(urlsplit(prefix).path):])
+            body = fetch(rel)
+            if body is None:
+                route.fulfill(status=404, body=b"")
+            else:
+                kind = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+                route.fulfill(status=200, body=body, content_type=kind)
+            return
+        parts = urlsplit(url)
+        if parts.scheme in ("file", "data", "about", "blob") or parts.hostname in _LOOPBACK:
+            route.continue_()
+        else:
+            log.debug("blocked %s", url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", handle)
+
+
+def open_email(browser: "Browser", html: str, *, width: int, scheme: str, site: str,
+               fetch: Fetch) -> "Page":
+    """A page showing ``html`` at ``width`` px in the ``scheme`` colour scheme, offline."""
+    context = browser.new_context(viewport={"width": width, "height": 900},
+                                  color_scheme=scheme, device_scale_factor=1)
+    route_offline(context, site, fetch)
+    page = context.new_page()
+    page.set_content(html, wait_until="load")
+    return page
+
+
+def take_screenshots(config: "Config", out_dir: Path) -> list[Path]:
+    """Render every newsletter issue and write full-page PNGs into ``out_dir``.
+
+    One file per issue, width and colour scheme: ``<slug>-<375|800>-<light|dark>.png``. The
+    email is rendered in memory and personalised with a sample name; its images are served
+    from the same render, so nothing needs building first and no server is started.
+
+    Example::
+
+        take_screenshots(load_config("."), Path("output/previews"))
+    """
+    from pressroom import merge
+    from pressroom.content import load_publication
+    from pressroom.output import write_all
+    from pressroom.render.email import render_email
+    from pressroom.theme import load_theme
+
+    pub = load_publication(config)
+    files = render_email(pub, load_theme(config))
+    site_files: Mapping[str, bytes | str] = {
+        rel.removeprefix("site/"): data for rel, data in files.items() if rel.startswith("site/")}
+
+    def fetch(rel: str) -> bytes | None:
+        data = site_files.get(rel)
+        return data.encode("utf-8") if isinstance(data, str) else data
+
+    site = config.website.rstrip("/")
+    shots: dict[Path, bytes] = {}
+    with chromium() as browser:
+        for issue in pub.newsletters:
+            html = merge.personalise_html(
+                str(files[f"newsletters/{issue.slug}.html"]), first_name=SAMPLE_NAME,
+                fallback=config.newsletter.fallback_name, unsubscribe_url=f"{site}/unsubscribe",
+                view_url=f"{site}/newsletters/{issue.slug}.html")
+            for width in WIDTHS:
+                for scheme in SCHEMES:
+                    page = open_email(browser, html, width=width, scheme=scheme, site=site,
+                                      fetch=fetch)
+                    shots[out_dir / f"{issue.slug}-{width}-{scheme}.png"] = page.screenshot(
+                        full_page=True)
+                    page.context.close()
+            log.info("screenshots of %s taken", issue.slug)
+    return list(write_all(shots))
+
+
+@click.command()
+@click.option("--project", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("."), show_default=True,
+              help="Project folder holding content/publication.yaml.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: PROJECT/output); screenshots go in OUT/previews.")
+@click.option("--screenshots", is_flag=True,
+              help="Write PNGs of each newsletter (375 and 800 px, light and dark) and exit.")
+def preview(project: Path, out: Path | None, screenshots: bool) -> None:
+    """Preview the newsletters as subscribers will see them.
+
+    With --screenshots, headless Chromium renders each issue at 375 px and 800 px in light
+    and dark mode and writes the PNGs into OUT/previews/; no server is started.
+
+    \b
+    Example:
+      pressroom preview --screenshots
+      pressroom preview --project ../clinic --out /tmp/site --screenshots
+    """
+    if not screenshots:
+        raise PressroomError("the live preview server is not built yet; use "
+                             "`pressroom preview --screenshots` for PNG previews")
+    from pressroom.config import load_config
+
+    config = load_config(project).with_overrides(out=out.resolve() if out else None)
+    paths = take_screenshots(config, config.out / "previews")
+    click.echo(f"Wrote {len(paths)} screenshot(s) into {config.out / 'previews'}:")
+    for path in paths:
+        click.echo(f"  {path.name}")
