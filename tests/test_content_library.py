@@ -90,6 +90,7 @@ def test_limitations_in_every_format_and_disclaimer_once(pub, demo_out):
         html = (demo_out / "newsletters" / f"{issue.slug}.html").read_text()
         assert needle in re.sub(r"\s+", " ", txt)
         assert needle[:40] in re.sub(r"\s+", " ", html)
+        assert html.count('class="disclaimer"') == 1 and txt.count("Medical disclaimer:") == 1
 
 
 def test_every_exercise_appears_in_the_pdf(pub, demo_out):

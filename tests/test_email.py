@@ -268,7 +268,7 @@ def test_a_fattened_issue_fails_the_build_saying_how_large_and_what_is_largest(p
     with pytest.raises(PressroomError) as err:
         build(load_config(project), ("email",))
     assert err.value.message == (
-        f"{where(path)}: the email is 131.4 KB with the longest subscriber name; Gmail clips "
+        f"{where(path)}: the email is 131.7 KB with the longest subscriber name; Gmail clips "
         "emails over 102 KB. Largest parts: body text 115.2 KB, head (styles, preheader) 6.9 KB, "
         "header 2.7 KB. Shorten the body or feature fewer exercises.")
     assert not (project / "output").exists()
@@ -278,7 +278,7 @@ def test_an_issue_near_the_limit_warns(project, caplog):
     path = write_long_issue(project, 400)
     with caplog.at_level(logging.WARNING, logger="pressroom"):
         result = build(load_config(project), ("email",), parallel=False)
-    message = (f"{where(path)}: the email is 93.5 KB with the longest subscriber name, close to "
+    message = (f"{where(path)}: the email is 93.8 KB with the longest subscriber name, close to "
                "Gmail's 102 KB clipping limit")
     assert result.warnings == [message]
     assert (project / "output/newsletters/02-long.html").is_file()

@@ -4,49 +4,107 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import os
+import re
 from pathlib import Path
+from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
+# A font-family value in SVG markup: an attribute (font-family="...") or a CSS declaration
+# (in a style attribute or a <style> element).
+_FONT_FAMILY_ATTR = re.compile(r"""(font-family\s*=\s*)(["'])(.*?)\2""")
+_FONT_FAMILY_CSS = re.compile(r"""(font-family\s*:\s*)([^;}"<>]*)""")
 
-def make_fetcher(roots: list[Path], document: str):
-    """A WeasyPrint URLFetcher confined to ``roots`` (resolved; no ``..`` or symlink escape).
 
-    Anything else (other files, http, ftp, ...) stops the render with RefusedFetch.
+def theme_fonts_in_svg(svg: str, generic: Mapping[str, str]) -> str:
+    """``svg`` with generic font families (``sans-serif``...) replaced by theme families.
+
+    Illustrations usually label things in "sans-serif"; left alone, that resolves to whatever
+    font the machine has installed, so the same project would print differently elsewhere.
+
+    >>> theme_fonts_in_svg('<text font-family="Arial, sans-serif">', {"sans-serif": "Lato"})
+    '<text font-family="Arial, Lato">'
+    >>> theme_fonts_in_svg("<style>text { font-family: 'Open Sans', serif }</style>",
+    ...                    {"serif": "EB Garamond"})
+    "<style>text { font-family: 'Open Sans', EB Garamond }</style>"
     """
+    def names(value: str) -> str:
+        return ", ".join(generic.get(n.strip().lower(), n.strip()) for n in value.split(","))
+
+    def css(m: re.Match) -> str:
+        value = m[2].rstrip()
+        return m[1] + names(value) + m[2][len(value):]  # keep the whitespace before ; or }
+
+    svg = _FONT_FAMILY_ATTR.sub(lambda m: f"{m[1]}{m[2]}{names(m[3])}{m[2]}", svg)
+    return _FONT_FAMILY_CSS.sub(css, svg)
+
+
+def make_fetcher(roots: list[Path], document: str, svg_fonts: Mapping[str, str] | None = None):
+    """A WeasyPrint ``URLFetcher`` confined to the folders in ``roots``.
+
+    A ``file:`` URL is read only when the path, both as written (``..`` collapsed) and with
+    every symlink resolved, lies inside one of ``roots``; ``data:`` URIs are decoded locally.
+    Everything else (other files, ``http:``, ``ftp:``...) stops the render: the fetcher raises
+    ``fetcher.refused``, a ``FatalURLFetchingError`` WeasyPrint never swallows, whose message
+    names ``document`` and the reference. ``svg_fonts`` maps generic font families to the
+    theme's, applied to every SVG file read (see :func:`theme_fonts_in_svg`).
+
+    Example::
+
+        fetcher = make_fetcher([project / "content", theme_folder], "clinic-handout.pdf")
+        weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
+    """
+    # WeasyPrint is slow to import; only the PDF renderer needs it.
     from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-    resolved_roots = [Path(r).resolve() for r in roots]
+    resolved_roots = tuple(Path(r).resolve() for r in roots)
 
     class RefusedFetch(FatalURLFetchingError):
-        """Raised (and caught by the PDF renderer) when a reference leaves the project."""
+        """A reference the render may not load; the PDF renderer turns it into RenderError."""
 
         def __init__(self, url: str, reason: str) -> None:
             super().__init__(f"{document}: refused to load '{url}': {reason}")
             self.url = url
+            self.reason = reason
+
+    def inside(path: Path) -> bool:
+        return any(path.is_relative_to(root) for root in resolved_roots)
 
     class ProjectFetcher(URLFetcher):
+        """Reads project files and ``data:`` URIs; refuses everything else."""
+
         refused = RefusedFetch
 
         def fetch(self, url, headers=None):
-            scheme = urlsplit(url).scheme.lower()
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
             if scheme == "data":
-                return super().fetch(url, headers)
+                return super().fetch(url, headers)  # decoded by urllib's DataHandler, no I/O
             if scheme != "file":
-                raise RefusedFetch(url, "only files inside the project can be used "
-                                   "(no network access); copy it into content/images/")
-            path = Path(unquote(urlsplit(url).path))
+                raise RefusedFetch(url, "only files inside the project can be used (no network "
+                                   "access); copy it into content/images/")
+            if parts.netloc not in ("", "localhost"):
+                raise RefusedFetch(url, "files on other hosts cannot be used")
+            written = Path(os.path.normpath(unquote(parts.path)))
+            if not inside(written):
+                raise RefusedFetch(url, "it is outside the project's content and theme folders")
             try:
-                real = path.resolve(strict=True)
+                real = written.resolve(strict=True)
             except (OSError, RuntimeError):
                 raise RefusedFetch(url, "file not found") from None
-            if not any(real.is_relative_to(root) for root in resolved_roots):
-                raise RefusedFetch(url, "it is outside the project's content and theme folders")
+            if not inside(real):
+                raise RefusedFetch(url, f"it is a link to '{real}', outside the project's "
+                                   "content and theme folders")
             if not real.is_file():
                 raise RefusedFetch(url, "not a file")
             kind = mimetypes.guess_type(real.name)[0] or "application/octet-stream"
-            return URLFetcherResponse(real.as_uri(), real.read_bytes(), {"Content-Type": kind})
+            log.debug("%s: loading %s", document, real)
+            data = real.read_bytes()
+            if svg_fonts and kind == "image/svg+xml":
+                data = theme_fonts_in_svg(data.decode("utf-8"), svg_fonts).encode("utf-8")
+            return URLFetcherResponse(real.as_uri(), data, {"Content-Type": kind})
 
     return ProjectFetcher(timeout=5, allowed_protocols={"file", "data"}, allow_redirects=False,
                           fail_on_errors=True)

@@ -4,6 +4,7 @@ fonts (fontTools), so the cover never depends on the machine's installed fonts."
 from __future__ import annotations
 
 import html
+import io
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,7 @@ logging.getLogger("fontTools.ttLib.tables._h_e_a_d").setLevel(logging.ERROR)
 
 @lru_cache(maxsize=8)
 def _font(path: Path) -> TTFont:
-    return TTFont(str(path), lazy=True)
+    return TTFont(io.BytesIO(path.read_bytes()))  # in memory: no file handle left open
 
 
 def _advance(font: TTFont, text: str, size: float) -> float:

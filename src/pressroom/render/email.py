@@ -181,6 +181,7 @@ class EmailRenderer:
                                    for name in HEAD_STYLES)
         self.limitations_html = Markup(pub.limitations.html)
         self.limitations_text = text.markdown_to_text(self.cfg.limitations).rstrip("\n")
+        self.disclaimer_text = " ".join(self.cfg.disclaimer.split())
         address = list(self.cfg.contact.address)
         if address and address[0] == self.cfg.publisher:  # don't print the name twice
             address = address[1:]
@@ -223,6 +224,7 @@ class EmailRenderer:
                     body_html=self._body_html(issue),
                     limitations_html=self.limitations_html,
                     limitations_text=self.limitations_text,
+                    disclaimer_text=self.disclaimer_text,
                     heading=text.heading, wrap=text.wrap,
                     body_text=text.markdown_to_text(issue.body.markdown).rstrip("\n"))
 

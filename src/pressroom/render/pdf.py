@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
-from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+import math
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pressroom.errors import RenderError
 from pressroom.fetch import make_fetcher
@@ -14,6 +15,15 @@ from pressroom.render.epub import build_time
 from pressroom.theme import Theme
 
 log = logging.getLogger(__name__)
+
+# Trim size in millimetres (what the reader holds; --print-shop adds the bleed around it).
+PAPER_MM = {"a4": (210.0, 297.0), "letter": (215.9, 279.4)}
+BLEED_MM = 3
+# Quick-reference sheet: its page margins (quickref.css), header and footer heights (mm), and
+# how many times to shrink the exercise tiles (6 % each) before giving up on one page.
+QUICKREF_MARGINS_MM, QUICKREF_HEADER_MM, QUICKREF_FOOTER_MM = 24, 30, 42
+QUICKREF_FIT_LEVELS = 6
+QUICKREF_TILE_MAX_MM = 60
 
 
 def utm_url(url: str, source: str, medium: str, campaign: str) -> str:
@@ -38,9 +48,11 @@ def _context(pub: Publication, theme: Theme, paper: str, print_shop: bool, sourc
     def asset_url(rel: str) -> str:
         return theme.asset(rel).as_uri()
 
+    width, height = PAPER_MM[paper]
     qr_url = utm_url(cfg.newsletter.signup_url, source, "print", cfg.slug)
     return dict(pub=pub, paper=paper, print_shop=print_shop, font_url=asset_url,
-                asset_url=asset_url, qr_url=qr_url,
+                asset_url=asset_url, qr_url=qr_url, page_w=width, page_h=height,
+                bleed=BLEED_MM if print_shop else 0,
                 qr_src=qr_data_uri(qr_url, theme.tokens["colours"]["ink"]),
                 website_label=cfg.website.split("://", 1)[-1].rstrip("/"),
                 created=build_time().strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -53,35 +65,135 @@ def handout_html(pub: Publication, theme: Theme, paper: str, print_shop: bool) -
     return theme.render("pdf/handout.html", css=css, **ctx)
 
 
-def quickref_html(pub: Publication, theme: Theme, paper: str, print_shop: bool) -> str:
-    """The exact HTML document fed to WeasyPrint for the quick-reference sheet."""
+def quickref_html(pub: Publication, theme: Theme, paper: str, print_shop: bool,
+                  fit: int = 0) -> str:
+    """The exact HTML document fed to WeasyPrint for the quick-reference sheet.
+
+    The exercise tiles share the height left between the header and the footer; ``fit``
+    (0 = roomiest) shrinks them and the type step by step (see :func:`quickref_pdf`).
+    """
     ctx = _context(pub, theme, paper, print_shop, "quick-reference")
+    rows = max(1, math.ceil(len(pub.daily.items) / 2))
+    # The page less its margins (quickref.css), header, footer and the 3 mm gaps between rows.
+    tiles_mm = (ctx["page_h"] - QUICKREF_MARGINS_MM - QUICKREF_HEADER_MM - QUICKREF_FOOTER_MM
+                - 3 * (rows - 1))
+    tile_mm = min(QUICKREF_TILE_MAX_MM, tiles_mm / rows)
+    # A short routine leaves space under its tiles: it goes above the footer, which so stays
+    # at the foot of the page.
+    spare_mm = tiles_mm - tile_mm * rows
+    ctx.update(fit=fit, tile_mm=round(tile_mm * (1 - 0.06 * fit), 1),
+               foot_gap_mm=round(4 + spare_mm, 1))
     css = theme.render("pdf/base.css", **ctx) + theme.render("pdf/quickref.css", **ctx)
     return theme.render("pdf/quickref.html", css=css, **ctx)
 
 
-def html_to_pdf(html: str, pub: Publication, theme: Theme, document: str) -> bytes:
-    """Run WeasyPrint with the project-confined fetcher; tagged PDF/UA output."""
-    import weasyprint
+def _pdf_options() -> dict:
+    # PDF/UA-1: tagged structure tree, /Lang, DisplayDocTitle, XMP metadata.
+    return dict(pdf_variant="pdf/ua-1", uncompressed_pdf=False, custom_metadata=True)
 
-    roots = [pub.config.content_dir, *theme.folders]
-    fetcher = make_fetcher(roots, document)
+
+class _Forward(logging.Handler):
+    """Re-log WeasyPrint's warnings and errors under pressroom, so ``--strict`` sees them."""
+
+    def __init__(self, document: str) -> None:
+        super().__init__(logging.WARNING)
+        self.document = document
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.warning("%s: %s", self.document, record.getMessage())
+
+
+@contextlib.contextmanager
+def _forward_weasyprint_logs(document: str):
+    logger = logging.getLogger("weasyprint")
+    handler = _Forward(document)
+    logger.addHandler(handler)
     try:
-        doc = weasyprint.HTML(string=html, base_url=str(pub.config.content_dir) + "/",
-                              url_fetcher=fetcher)
-        return doc.write_pdf(pdf_variant="pdf/ua-1", uncompressed_pdf=False,
-                             custom_metadata=True)
-    except fetcher.refused as exc:
-        raise RenderError(str(exc)) from None
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def render_document(html: str, pub: Publication, theme: Theme, document: str):
+    """Lay out ``html`` with the project-confined fetcher; a WeasyPrint ``Document``.
+
+    A reference outside the project (or any fetch failure) is a RenderError naming
+    ``document`` and the reference.
+    """
+    import weasyprint
+    from weasyprint.urls import FatalURLFetchingError
+
+    fonts = theme.tokens["fonts"]
+    generic = {"sans-serif": fonts["body"]["family"], "serif": fonts["heading"]["family"]}
+    fetcher = make_fetcher([pub.config.content_dir, *theme.folders], document, svg_fonts=generic)
+    try:
+        with _forward_weasyprint_logs(document):
+            return weasyprint.HTML(string=html, base_url=pub.config.content_dir.as_uri() + "/",
+                                   url_fetcher=fetcher).render(**_pdf_options())
+    except FatalURLFetchingError as exc:
+        raise RenderError(_fetch_message(exc, document)) from None
+
+
+def write_document(doc, document: str) -> bytes:
+    """Draw a laid-out ``Document`` as tagged PDF bytes (attachments are fetched here)."""
+    from weasyprint.urls import FatalURLFetchingError
+
+    try:
+        with _forward_weasyprint_logs(document):
+            return doc.write_pdf(**_pdf_options())
+    except FatalURLFetchingError as exc:
+        raise RenderError(_fetch_message(exc, document)) from None
+
+
+def _fetch_message(exc: BaseException, document: str) -> str:
+    if str(exc).startswith(f"{document}: "):
+        return str(exc)  # our own refusal: already names the document and the reference
+    cause = exc.__cause__
+    return f"{document}: {exc}" + (f" ({cause})" if cause else "")
+
+
+def html_to_pdf(html: str, pub: Publication, theme: Theme, document: str) -> bytes:
+    """Run WeasyPrint with the project-confined fetcher; tagged PDF/UA output as bytes."""
+    return write_document(render_document(html, pub, theme, document), document)
+
+
+def quickref_pdf(pub: Publication, theme: Theme, paper: str, print_shop: bool,
+                 document: str) -> bytes:
+    """The quick-reference sheet at the roomiest fit level that keeps it to exactly one page.
+
+    Tries the roomiest level, then the most compact one (so a routine that can never fit
+    fails after two layouts), then the levels in between.
+    """
+    def layout(fit: int):
+        return render_document(quickref_html(pub, theme, paper, print_shop, fit), pub, theme,
+                               document)
+
+    last = QUICKREF_FIT_LEVELS - 1
+    doc = layout(0)
+    if len(doc.pages) > 1:
+        compact = layout(last)
+        if len(compact.pages) > 1:
+            raise RenderError(
+                f"{document}: the daily routine '{pub.daily.title}' does not fit on one page "
+                f"({len(pub.daily.items)} exercises, notes included); shorten the notes or move "
+                "exercises into another routine")
+        doc = next((d for d in map(layout, range(1, last)) if len(d.pages) == 1), compact)
+    return write_document(doc, document)
 
 
 def render_pdf(pub: Publication, theme: Theme) -> dict[str, bytes]:
-    """``{"<slug>-handout.pdf": ..., "<slug>-quick-reference.pdf": ...}``."""
+    """``{"<slug>-handout.pdf": ..., "<slug>-quick-reference.pdf": ...}`` for the configured
+    paper (``a4``/``letter``) and ``print_shop`` (3 mm bleed and crop marks).
+
+    Example::
+
+        files = render_pdf(load_publication(config), load_theme(config))
+    """
     cfg = pub.config
     paper, shop = cfg.paper, cfg.print_shop
-    out = {f"{cfg.slug}-handout.pdf": html_to_pdf(handout_html(pub, theme, paper, shop), pub, theme,
-                                                  f"{cfg.slug}-handout.pdf")}
+    handout = f"{cfg.slug}-handout.pdf"
+    out = {handout: html_to_pdf(handout_html(pub, theme, paper, shop), pub, theme, handout)}
     if pub.daily is not None:
-        out[f"{cfg.slug}-quick-reference.pdf"] = html_to_pdf(
-            quickref_html(pub, theme, paper, shop), pub, theme, f"{cfg.slug}-quick-reference.pdf")
+        quickref = f"{cfg.slug}-quick-reference.pdf"
+        out[quickref] = quickref_pdf(pub, theme, paper, shop, quickref)
     return out
