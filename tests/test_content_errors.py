@@ -54,7 +54,7 @@ CASES = [
     ("bad difficulty", "exercises/cheek-lift.md", "difficulty: beginner", "difficulty: easy",
      "content/exercises/cheek-lift.md:11: 'difficulty' must be one of beginner, intermediate, advanced; got 'easy'"),
     ("invalid yaml", "exercises/cheek-lift.md", "sets: 2", "sets: [2",
-     "content/exercises/cheek-lift.md:9: invalid YAML: expected ',' or ']', but got ':'; check the indentation and quoting"),
+     "content/exercises/cheek-lift.md:9: invalid YAML: did not find expected ',' or ']'; check the indentation and quoting"),
 ]
 
 

@@ -126,15 +126,8 @@ def render(markdown: str, *, path: Path, first_line: int, content_dir: Path, id_
     ``path:line``. ``id_prefix`` keeps anchors unique when documents are combined (the PDF).
     ``heading_shift`` demotes headings (an article's '##' sits under its '#' title).
     """
-    args = (markdown, path, first_line, content_dir, id_prefix, heading_shift)
-    body_html, headings, images, notes = _render(_RENDERERS["html"], *args)
-    epub_html = _render(_RENDERERS["epub"], *args)[0]
-    return Body(markdown=markdown, html=body_html, xhtml=epub_html, headings=headings,
-                images=images, has_footnotes=notes)
-
-
-def _render(md: MarkdownIt, markdown: str, path: Path, first_line: int, content_dir: Path,
-            id_prefix: str, heading_shift: int):
+    # Parse once; both flavours render the same token stream (they differ only in output rules).
+    md = _RENDERERS["html"]
     env = {"prefix": f"{id_prefix}-"}
     tokens = md.parse(markdown, env)
     headings: list[Heading] = []
@@ -160,9 +153,10 @@ def _render(md: MarkdownIt, markdown: str, path: Path, first_line: int, content_
             for child in tok.children or []:
                 if child.type == "image":
                     images.append(_image(child, md, path, current_line, content_dir))
-    body_html = md.renderer.render(tokens, md.options, env)
-    notes = "footnote_block_open" in {t.type for t in tokens}
-    return body_html, tuple(headings), tuple(images), notes
+    epub = _RENDERERS["epub"]
+    return Body(markdown=markdown, html=md.renderer.render(tokens, md.options, env),
+                xhtml=epub.renderer.render(tokens, epub.options, env), headings=tuple(headings),
+                images=tuple(images), has_footnotes=any(t.type == "footnote_block_open" for t in tokens))
 
 
 def _plain(inline: Token) -> str:
