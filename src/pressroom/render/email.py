@@ -15,6 +15,7 @@ from xml.parsers import expat
 from markupsafe import Markup
 
 from pressroom import merge
+from pressroom.assets import cached
 from pressroom.errors import RenderError, where
 from pressroom.model import Image, Newsletter, Publication
 from pressroom.render import text
@@ -58,12 +59,18 @@ def image_file_name(img: Image) -> str:
     return f"{img.stem}{'.png' if suffix == '.svg' else suffix}"
 
 
-def _raster(path: Path, width: int) -> bytes:
+def _raster(path: Path, width: int, project: Path) -> bytes:
+    """The PNG email clients get for an SVG (cached by source and width); rasters as they are."""
     if path.suffix.lower() != ".svg":
         return path.read_bytes()
-    import cairosvg
+    svg = path.read_bytes()
 
-    return cairosvg.svg2png(url=str(path), output_width=width)
+    def make() -> bytes:
+        import cairosvg
+
+        return cairosvg.svg2png(bytestring=svg, url=str(path), output_width=width)
+
+    return cached(project, svg + f"\0{width}".encode(), "png", make)
 
 
 def mjml_problem(source: str) -> tuple[int, str, str | None] | None:
@@ -320,13 +327,13 @@ class EmailRenderer:
     def images(self, issues) -> dict[str, bytes]:
         """Raster copies (2x for sharp screens) of the logo and every image the issues show."""
         folder = "site/newsletters/images"
-        out = {f"{folder}/logo.png": _raster(self.theme.asset(self.theme.tokens["logo"]), 128)}
+        out = {f"{folder}/logo.png": _raster(self.theme.asset(self.theme.tokens["logo"]), 128, self.cfg.project)}
         for issue in issues:
             for ex in issue.featured:
                 name = image_file_name(ex.illustration)
-                out[f"{folder}/{name}"] = _raster(ex.illustration.path, 440)
+                out[f"{folder}/{name}"] = _raster(ex.illustration.path, 440, self.cfg.project)
             for img in issue.body.images:
-                out[f"{folder}/{image_file_name(img)}"] = _raster(img.path, 2 * BODY_IMAGE_PX)
+                out[f"{folder}/{image_file_name(img)}"] = _raster(img.path, 2 * BODY_IMAGE_PX, self.cfg.project)
         return out
 
 
