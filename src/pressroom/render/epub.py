@@ -128,6 +128,7 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
     raw = io.BytesIO()
     epub.write_epub(raw, book, {"mtime": build_time(), "epub3_landmark": True,
                                 "landmark_title": "Landmarks", "epub3_pages": False,
+                                "compresslevel": 0,  # normalise_zip compresses, once
                                 "play_order": {"enabled": True}})
     extra = {"META-INF/com.apple.ibooks.display-options.xml":
              theme.render("epub/display-options.xml").encode("utf-8")}
@@ -149,9 +150,8 @@ def normalise_zip(data: bytes, extra: dict[str, bytes]) -> bytes:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.external_attr = 0o644 << 16
             info.create_system = 3
-            if name == "mimetype":
-                info.compress_type = zipfile.ZIP_STORED
-            else:
-                info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, entries[name], compresslevel=9 if name != "mimetype" else None)
+            # mimetype must be stored; PNG and JPEG are compressed already.
+            stored = name == "mimetype" or name.endswith((".png", ".jpg", ".jpeg"))
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            zf.writestr(info, entries[name], compresslevel=None if stored else 6)
     return out.getvalue()
