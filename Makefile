@@ -7,9 +7,16 @@ STAMP := $(VENV)/.installed
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 export SOURCE_DATE_EPOCH
 
+NODE_STAMP := node_modules/.installed
+
 .PHONY: build test bench check clean setup
 
 setup: $(STAMP)
+
+# axe-core (accessibility checks in the browser tests) comes from the npm registry.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +30,7 @@ build: $(STAMP)
 check: $(STAMP)
 	$(BIN)/pressroom check
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -428,15 +428,6 @@ def test_building_twice_gives_byte_identical_emails(project, tmp_path):
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
 
 
-def test_preview_without_screenshots_says_what_exists(project):
-    from pressroom.preview import preview
-
-    result = CliRunner().invoke(preview, ["--project", str(project)])
-    assert result.exit_code == 1
-    assert result.output == ("Error: the live preview server is not built yet; use "
-                             "`pressroom preview --screenshots` for PNG previews\n")
-
-
 def test_html_escaping_in_the_plain_part_is_undone(demo_out):
     # Typographic quotes and ampersands appear as characters, never as entities.
     for slug in ISSUES:

@@ -27,16 +27,20 @@ def test_edits_rerender_only_what_they_affect(project):
     run(project)
     issue = project / "content/newsletters/01-hello.md"
     issue.write_text(issue.read_text() + "\nOne more line.\n")
-    assert run(project).rendered == ["email:01-hello"]
+    # The site's archive lists the issues, so the site job follows the newsletter.
+    assert sorted(run(project).rendered) == ["email:01-hello", "site"]
     # jaw-release is in the book but featured in no newsletter.
     jaw = project / "content/exercises/jaw-release.md"
     jaw.write_text(jaw.read_text().replace("A gentle release.", "A gentle, slow release."))
-    assert sorted(run(project).rendered) == ["epub", "pdf"]
+    assert sorted(run(project).rendered) == ["epub", "pdf", "site"]
     # cheek-lift is featured in 01-hello, so that issue is re-rendered too.
     cheek = project / "content/exercises/cheek-lift.md"
     cheek.write_text(cheek.read_text().replace("Squinting.", "Squinting hard."))
-    assert sorted(run(project).rendered) == ["email:01-hello", "epub", "pdf"]
-    assert sorted(run(project, force=True).rendered) == ["email:01-hello", "epub", "pdf"]
+    assert sorted(run(project).rendered) == ["email:01-hello", "epub", "pdf", "site"]
+    assert sorted(run(project, force=True).rendered) == ["email:01-hello", "epub", "pdf", "site"]
+    # Editing a newsletter re-renders neither the ebook nor the handout.
+    issue.write_text(issue.read_text() + "\nAnd another.\n")
+    assert "epub" not in run(project).rendered
 
 
 def test_paper_size_is_an_input_of_the_pdf(project):

@@ -21,7 +21,7 @@ from pressroom.theme import Theme, load_theme
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("epub", "pdf", "email")
+FORMATS = ("epub", "pdf", "email", "site")
 Files = dict[str, "bytes | str"]
 
 
@@ -33,6 +33,9 @@ def render_job(pub: Publication, theme: Theme, job: cache.Job) -> Files:
     if job.name == "pdf":
         from pressroom.render.pdf import render_pdf
         return render_pdf(pub, theme)
+    if job.name == "site":
+        from pressroom.render.site import render_site
+        return render_site(pub, theme)
     from pressroom.render.email import EmailRenderer
     slug = job.name.split(":", 1)[1]
     issue = next(i for i in pub.newsletters if i.slug == slug)
@@ -160,6 +163,8 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     if strict and result.warnings:
         raise PressroomError(f"{len(result.warnings)} warning(s) and --strict is on; nothing "
                              "was written:\n" + "\n".join(result.warnings))
+    if "site" in formats:
+        files.update(_downloads(config, files, pub.daily is not None))
     if todo:
         files[config.out / cache.MANIFEST] = cache.manifest_bytes(jobs_manifest)
     result.rendered = [j.name for j in todo]
@@ -167,6 +172,28 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     result.written.pop(config.out / cache.MANIFEST, None)
     _remove_stale(config.out, old_jobs, jobs_manifest)
     return result
+
+
+def _downloads(config: Config, files: dict[Path, bytes | str], quick_reference: bool) -> dict[Path, bytes]:
+    """Copies of the ebook and PDFs in ``site/downloads/`` so the site is self-contained.
+
+    Taken from this build when it rendered them, else from the output folder; a copy is only
+    written when it differs from the one already there.
+    """
+    from pressroom.render.site import download_names
+
+    out: dict[Path, bytes] = {}
+    for name in download_names(config, quick_reference):
+        source, target = config.out / name, config.out / "site" / "downloads" / name
+        data = files.get(source)
+        if data is None and source.is_file():
+            data = source.read_bytes()
+        if data is None:
+            continue
+        data = data.encode("utf-8") if isinstance(data, str) else data
+        if not target.is_file() or target.read_bytes() != data:
+            out[target] = data
+    return out
 
 
 def _remove_stale(out: Path, old: dict, new: dict) -> None:

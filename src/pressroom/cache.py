@@ -54,6 +54,10 @@ def job_keys(pub: Publication, theme: Theme, formats: tuple[str, ...]) -> dict[J
         keys[Job("epub")] = _digest(book_inputs)
     if "pdf" in formats:
         keys[Job("pdf")] = _digest(book_inputs, f"paper={cfg.paper} print_shop={cfg.print_shop}")
+    if "site" in formats:
+        from pressroom.render.site import site_inputs
+
+        keys[Job("site")] = _digest([*common, *site_inputs(pub)])
     if "email" in formats:
         for issue in pub.newsletters:
             inputs = [*common, issue.path, *(e.path for e in issue.featured),

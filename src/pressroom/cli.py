@@ -10,7 +10,7 @@ import click
 
 from pressroom import __version__
 
-FORMATS = ("epub", "pdf", "email")
+FORMATS = ("epub", "pdf", "email", "site")
 
 
 class _ClickHandler(logging.Handler):
@@ -156,8 +156,9 @@ def check(project: Path, out: Path | None) -> None:
 def _register_optional() -> None:
     from pressroom.mail import commands
     from pressroom.preview import preview
+    from pressroom.web_cli import serve
 
-    for command in (*commands, preview):
+    for command in (*commands, preview, serve):
         cli.add_command(command)
 
 

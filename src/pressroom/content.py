@@ -144,6 +144,9 @@ def load_routine(config: Config, path: Path, exercises: dict[str, Exercise]) -> 
 def load_newsletter(config: Config, path: Path, exercises: dict[str, Exercise]) -> Newsletter:
     """One newsletter issue; featured slugs must exist."""
     slug = _slug_of(path)
+    if slug == "index":
+        raise ContentError(path, None, "'index' is reserved for the newsletter archive page; "
+                           "rename the file, e.g. 04-spring.md")
     f, text, line = split_front_matter(path)
     subject = f.str("subject", max_len=150)
     preheader = f.str("preheader", max_len=200)

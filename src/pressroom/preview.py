@@ -11,6 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 import click
 
+from pressroom.web_cli import PREVIEW_PORT, live_preview, server_options
+
 from pressroom.errors import PressroomError, RenderError
 
 if TYPE_CHECKING:  # Playwright is a dev/preview dependency, imported only when used.
@@ -160,20 +162,24 @@ def take_screenshots(config: "Config", out_dir: Path) -> list[Path]:
               help="Output folder (default: PROJECT/output); screenshots go in OUT/previews.")
 @click.option("--screenshots", is_flag=True,
               help="Write PNGs of each newsletter (375 and 800 px, light and dark) and exit.")
-def preview(project: Path, out: Path | None, screenshots: bool) -> None:
-    """Preview the newsletters as subscribers will see them.
+@server_options(PREVIEW_PORT)
+def preview(project: Path, out: Path | None, screenshots: bool, host: str, port: int) -> None:
+    """Preview everything before it goes out, with live reload.
 
-    With --screenshots, headless Chromium renders each issue at 375 px and 800 px in light
-    and dark mode and writes the PNGs into OUT/previews/; no server is started.
+    Serves a local page showing each newsletter at phone and desktop widths in light and
+    dark mode, the PDF pages and the EPUB chapters; it rebuilds and reloads when content or
+    the theme changes. With --screenshots, headless Chromium instead writes PNGs of each issue
+    (375 and 800 px, light and dark) into OUT/previews/ and exits; no server is started.
 
     \b
-    Example:
+    Examples:
+      pressroom preview                      # then open http://127.0.0.1:8001/
       pressroom preview --screenshots
       pressroom preview --project ../clinic --out /tmp/site --screenshots
     """
     if not screenshots:
-        raise PressroomError("the live preview server is not built yet; use "
-                             "`pressroom preview --screenshots` for PNG previews")
+        live_preview(project, out, host, port)
+        return
     from pressroom.config import load_config
 
     config = load_config(project).with_overrides(out=out.resolve() if out else None)

@@ -99,7 +99,7 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
     routines = doc("routines.xhtml", "Routines", "routines.xhtml", link=link) if pub.routines else None
     about = doc("about.xhtml", "About the author", "about.xhtml")
     back = doc("back.xhtml", "Keep going", "back.xhtml",
-               handout_url=f"{cfg.website.rstrip('/')}/{cfg.slug}-handout.pdf")
+               handout_url=f"{cfg.website.rstrip('/')}/downloads/{cfg.slug}-handout.pdf")
 
     nav = epub.EpubNav(uid="nav", file_name="nav.xhtml", title="Contents")
     nav.add_item(css)

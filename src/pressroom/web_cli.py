@@ -1,0 +1,82 @@
+"""`pressroom serve` (the site and subscription service, for development) and the live preview
+that `pressroom preview` starts: thin commands over pressroom.web."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DEFAULT_HOST = "127.0.0.1"
+SERVE_PORT = 8000
+PREVIEW_PORT = 8001
+
+
+def _config(project: Path, out: Path | None):
+    from pressroom.config import load_config
+
+    return load_config(project).with_overrides(out=out.resolve() if out else None)
+
+
+def server_options(default_port: int):
+    """--host and --port for a command that starts a local server."""
+    def decorate(func):
+        func = click.option("--port", type=click.IntRange(0, 65535), default=default_port,
+                            show_default=True, help="Port to listen on (0: any free port).")(func)
+        func = click.option("--host", default=DEFAULT_HOST, show_default=True,
+                            help="Address to listen on; 0.0.0.0 makes it reachable from other "
+                                 "machines.")(func)
+        return func
+    return decorate
+
+
+@click.command()
+@click.option("--project", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("."), show_default=True,
+              help="Project folder holding content/publication.yaml.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder holding the built site (default: PROJECT/output).")
+@server_options(SERVE_PORT)
+@click.option("--base-url", default=None,
+              help="Where confirmation links in emails point (default: http://HOST:PORT).")
+def serve(project: Path, out: Path | None, host: str, port: int, base_url: str | None) -> None:
+    """Serve the built site and the subscription service, for development.
+
+    Serves OUT/site (run `pressroom build` first) with the sign-up form, email confirmation and
+    one-click unsubscribe working against the project's subscriber store. Confirmation emails
+    go to the smtp: server, or to OUT/outbox/transactional/ when none is configured.
+    PRESSROOM_SECRET_KEY must be set. For production, run pressroom.web:create_app_from_env()
+    under a WSGI server such as gunicorn instead.
+
+    \b
+    Examples:
+      pressroom build && pressroom serve
+      pressroom serve --project ../clinic --port 8080
+      PRESSROOM_PROJECT=. gunicorn 'pressroom.web:create_app_from_env()'
+    """
+    from pressroom.web import create_app
+
+    config = _config(project, out)
+    if not (config.out / "site" / "index.html").is_file():
+        click.secho(f"warning: {config.out / 'site'} has no index.html yet; run `pressroom "
+                    "build` first", fg="yellow", err=True)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    app = create_app(config, base_url=base_url or f"http://{shown}:{port}")
+    click.echo(f"Serving {config.out / 'site'} at http://{shown}:{port}/ (Ctrl-C to stop)")
+    app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+def live_preview(project: Path, out: Path | None, host: str = DEFAULT_HOST,
+                 port: int = PREVIEW_PORT) -> None:
+    """Build, then serve the live preview until Ctrl-C: what `pressroom preview` does without
+    --screenshots. Every newsletter at 375 and 800 px in light and dark, the PDFs' pages, the
+    EPUB's chapters and the site, rebuilt and reloaded when content/ or the theme changes.
+
+    Example: ``live_preview(Path("."), None, "127.0.0.1", 8001)``
+    """
+    from pressroom.web import serve_preview
+
+    config = _config(project, out)
+    click.echo("Building…", err=True)
+    serve_preview(config, host, port, on_ready=lambda url: click.echo(
+        f"Preview at {url} (reloads when content/ or the theme changes; Ctrl-C to stop)"))
