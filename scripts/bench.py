@@ -213,20 +213,6 @@ def bench_email(results: dict) -> None:
     results["email"] = {"render_ms_per_issue": per_issue, "personalise_per_s": round(rate)}
 
 
-SEND_CHILD = r"""
-import json, resource, sys, time
-from pressroom.cli import cli
-t = time.perf_counter()
-try:
-    cli.main(args=sys.argv[1:], prog_name="pressroom", standalone_mode=False)
-except SystemExit:
-    pass
-took = time.perf_counter() - t
-print("@@BENCH@@" + json.dumps({"seconds": took,
-      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
-"""
-
-
 def _free_port() -> int:
     import socket
 
@@ -275,7 +261,7 @@ smtp:
 
 
 def _send(project: Path, issue: str) -> dict:
-    proc = subprocess.run([PY, "-c", SEND_CHILD, "send", issue, "--project", str(project)],
+    proc = subprocess.run([PY, "-c", CHILD, "send", issue, "--project", str(project)],
                           capture_output=True, text=True)
     if "@@BENCH@@" not in proc.stderr:
         raise SystemExit(f"send failed:\n{proc.stdout}\n{proc.stderr}")
