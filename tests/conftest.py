@@ -9,7 +9,8 @@ import pytest
 
 from projects import ROOT, build_project, copy_project  # noqa: F401 (re-exported)
 
-os.environ.setdefault("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01, reproducible outputs
+# Pinned (not defaulted): `make test` exports the last commit's time for builds.
+os.environ["SOURCE_DATE_EPOCH"] = "1767225600"  # 2026-01-01
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ double opt-in sign-up, confirmation and RFC 8058 one-click unsubscribe. No cooki
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 from dataclasses import dataclass, field
@@ -381,8 +383,14 @@ def _routes(app: Flask, service: Service) -> None:
             return not_found()
         suffix = target.suffix.lower()
         download = suffix in (".epub", ".pdf")
-        response = send_file(target, mimetype=CONTENT_TYPES.get(suffix, "application/octet-stream"),
-                             conditional=True, etag=True, max_age=0 if suffix == ".html" else 3600,
+        # Read whole (the site's files are small): a streamed file handle is left open when a
+        # client hangs up mid-response under the development server.
+        data = target.read_bytes()
+        response = send_file(io.BytesIO(data),
+                             mimetype=CONTENT_TYPES.get(suffix, "application/octet-stream"),
+                             conditional=True, etag=hashlib.sha256(data).hexdigest()[:32],
+                             last_modified=target.stat().st_mtime,
+                             max_age=0 if suffix == ".html" else 3600,
                              as_attachment=suffix == ".epub",
                              download_name=target.name if download else None)
         if suffix == ".html":
