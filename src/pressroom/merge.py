@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import html
 
-# Markers left in the built newsletter (HTML and text). They never occur in escaped content
-# because the renderer escapes "{" in user text is unnecessary: Markdown output never yields "{{ ".
+# Markers left in the built newsletter (HTML and text). Content can't produce them: Markdown
+# and Jinja output never contain "{{ " followed by these names.
 FIRST_NAME = "{{ subscriber.first_name }}"
 UNSUBSCRIBE_URL = "{{ unsubscribe_url }}"
 VIEW_URL = "{{ view_url }}"
 
 MARKERS = (FIRST_NAME, UNSUBSCRIBE_URL, VIEW_URL)
+
+
+def values(first_name: str | None, fallback: str, unsubscribe_url: str, view_url: str) -> dict[str, str]:
+    """The raw (unescaped) value of every marker for one recipient."""
+    return _fields(first_name, fallback, unsubscribe_url, view_url)
 
 
 def _fields(first_name: str | None, fallback: str, unsubscribe_url: str, view_url: str) -> dict[str, str]:

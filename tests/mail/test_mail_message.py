@@ -81,3 +81,29 @@ def test_wire_payload_stuffs_dots_and_terminates():
 ])
 def test_reply_classification(code, reply, stage, kind):
     assert classify(code, reply.encode(), stage).kind == kind
+
+
+def test_prepared_bodies_decode_to_the_personalised_template():
+    import email
+
+    from pressroom.mail.message import MessageTemplate
+    from pressroom.merge import (FIRST_NAME, UNSUBSCRIBE_URL, VIEW_URL, personalise_html,
+                                 personalise_text, values)
+
+    line = "x" * 70
+    html = (f"<p>{line} Hi {FIRST_NAME},</p>\n<p>{'y' * 300}{FIRST_NAME}{'z' * 5}</p>"
+            f'<a href="{UNSUBSCRIBE_URL}">Unsubscribe</a> . <a href="{VIEW_URL}">View</a> ')
+    text = f"Hi {FIRST_NAME},\n.leading dot\nUnsubscribe: {UNSUBSCRIBE_URL}\ntrailing space \n"
+    template = MessageTemplate(sender="newsletter@juvenology.co.uk", sender_name="Nurse Marina",
+                               subject="Hello", text=text, html=html)
+    fields = dict(first_name='Zoë "<b>" O\'Neil & co', fallback="there",
+                  unsubscribe_url="https://www.juvenology.co.uk/unsubscribe?t=" + "A" * 150,
+                  view_url="https://www.juvenology.co.uk/newsletters/01.html")
+    data = template.build(to="ann@example.com", values=values(**fields)).data
+    assert max(len(raw) for raw in data.split(b"\r\n")) <= 76
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    def decoded(kind: str) -> str:  # MIME text is CRLF on the wire; compare as \n text
+        return msg.get_body((kind,)).get_content().replace("\r\n", "\n").rstrip("\n")
+
+    assert decoded("html") == personalise_html(html, **fields)
+    assert decoded("plain") == personalise_text(text, **fields).rstrip("\n")

@@ -15,13 +15,14 @@ from pressroom.errors import MailError
 from pressroom.mail import smtp as outcomes
 from pressroom.mail.addresses import normalise_address
 from pressroom.mail.ledger import Due, Ledger, Pacer, send_lock
-from pressroom.mail.message import Built, Outgoing, build_message, check_dkim, load_built
+from pressroom.mail.message import (Built, MessageTemplate, Outgoing, build_message, check_dkim,
+                                    load_built)
 from pressroom.mail.settings import (DkimSettings, MailSettings, SmtpSettings, mail_settings,
                                      secret_key, smtp_password, smtp_settings)
 from pressroom.mail.smtp import OutboxTransport, SmtpTransport, TransportError, safe_label
 from pressroom.mail.store import BATCH, Store, open_store
 from pressroom.mail.tokens import UNSUBSCRIBE, make_token
-from pressroom.merge import UNSUBSCRIBE_URL, personalise_html, personalise_text
+from pressroom.merge import UNSUBSCRIBE_URL, values
 
 log = logging.getLogger(__name__)
 PREFETCH = 4  # messages rendered ahead of the one being sent
@@ -55,22 +56,20 @@ class Renderer:
         self.settings, self.built, self.dkim, self.key = settings, built, dkim, key
         self.prefix = prefix
         self.view_url = settings.view_link(built.slug)
+        s = settings
+        self.template = MessageTemplate(
+            sender=s.sender, sender_name=s.sender_name, reply_to=s.reply_to,
+            subject=prefix + built.subject, text=built.text, html=built.html, list_id=s.list_id,
+            unsubscribe_mailto=s.unsubscribe_mailto, dkim_settings=dkim)
 
     def render(self, subscriber_id: int, email: str, first_name: str = "",
                last_name: str = "") -> Outgoing:
         """One personalised message (MailError if an address or header value is unsafe)."""
         s = self.settings
         unsubscribe_url = s.unsubscribe_link(make_token(subscriber_id, UNSUBSCRIBE, self.key))
-        fill = dict(first_name=first_name, fallback=s.fallback_name,
-                    unsubscribe_url=unsubscribe_url, view_url=self.view_url)
-        return build_message(
-            sender=s.sender, sender_name=s.sender_name, reply_to=s.reply_to, to=email,
-            to_name=" ".join(p for p in (first_name, last_name) if p),
-            subject=self.prefix + self.built.subject,
-            text=personalise_text(self.built.text, **fill),
-            html=personalise_html(self.built.html, **fill),
-            list_id=s.list_id, unsubscribe_https=unsubscribe_url,
-            unsubscribe_mailto=s.unsubscribe_mailto, dkim_settings=self.dkim)
+        fill = values(first_name, s.fallback_name, unsubscribe_url, self.view_url)
+        return self.template.build(to=email, to_name=" ".join(p for p in (first_name, last_name) if p),
+                                   values=fill, unsubscribe_https=unsubscribe_url)
 
 
 def open_transport(settings: MailSettings, smtp: SmtpSettings | None, folder: str) -> Transport:

@@ -15,17 +15,21 @@ from email.header import Header
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, quote
+from html import escape
 from pathlib import Path
+from typing import Callable
 
 import dkim
 
 from pressroom.errors import MailError, where
 from pressroom.mail.addresses import check_header, domain_of, normalise_address
 from pressroom.mail.settings import DkimSettings
+from pressroom.merge import MARKERS
 
 log = logging.getLogger(__name__)
 
 _ISSUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MARKER = re.compile("(" + "|".join(re.escape(m) for m in MARKERS) + ")")
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 # RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post to be covered by the signature.
@@ -112,6 +116,104 @@ def list_id_header(name: str, list_id: str) -> str:
     return f'"{quote(name)}" <{list_id}>' if name.isascii() else f"<{list_id}>"
 
 
+class PreparedBody:
+    """A body whose fixed parts are quoted-printable encoded once per campaign.
+
+    Per recipient only the merge values are encoded, each spliced in between two soft line
+    breaks ("=" at a line end, which decodes to nothing), so every encoded line stays within
+    76 characters and the decoded text is exactly the personalised template.
+    """
+
+    def __init__(self, template: str, escape: Callable[[str], str] = lambda v: v) -> None:
+        parts = _MARKER.split(template.replace("\r\n", "\n"))
+        self.static = [binascii.b2a_qp(p.encode("utf-8"), istext=True) for p in parts[::2]]
+        self.markers = parts[1::2]
+        self.escape = escape
+
+    def encode(self, values: dict[str, str]) -> bytes:
+        """The CRLF quoted-printable body with ``values`` (marker -> raw value) filled in."""
+        out = [self.static[0]]
+        for marker, static in zip(self.markers, self.static[1:]):
+            value = self.escape(values[marker]).encode("utf-8")
+            out += [b"=\n", binascii.b2a_qp(value, istext=True), b"=\n", static]
+        return _crlf(b"".join(out))
+
+
+class MessageTemplate:
+    """Everything about a message that is the same for every recipient, checked and folded
+    once (headers through EmailMessage and the default policy); ``build`` adds the rest."""
+
+    def __init__(self, *, sender: str, sender_name: str, subject: str, text: str,
+                 html: str | None = None, reply_to: str | None = None,
+                 list_id: str | None = None, unsubscribe_mailto: str | None = None,
+                 dkim_settings: DkimSettings | None = None) -> None:
+        self.sender_domain = domain_of(sender)
+        self.dkim_settings = dkim_settings
+        self.unsubscribe_mailto = (check_header("unsubscribe address", unsubscribe_mailto)
+                                   if unsubscribe_mailto else None)
+        head = EmailMessage(policy=POLICY)
+        head["From"] = _address(sender_name, sender, "sender")
+        self.from_header = _fold(head)
+        head = EmailMessage(policy=POLICY)
+        if reply_to:
+            head["Reply-To"] = _address(None, reply_to, "reply-to")
+        check_header("subject", subject)
+        if subject.isascii():
+            head["Subject"] = subject
+        else:
+            # The default folder drops spaces between adjacent encoded words; Header does not.
+            head.set_raw("Subject", Header(subject, "utf-8").encode(linesep="\n", maxlinelen=76))
+        self.fixed = _fold(head)
+        head = EmailMessage(policy=POLICY)
+        if list_id:
+            head["List-Id"] = list_id_header(sender_name, list_id)
+        self.list_header = _fold(head)
+        self.text = PreparedBody(text)
+        self.html = PreparedBody(html, lambda v: escape(v, quote=True)) if html is not None else None
+
+    def build(self, *, to: str, to_name: str = "", values: dict[str, str] | None = None,
+              unsubscribe_https: str | None = None, date: _dt.datetime | None = None) -> Outgoing:
+        """One message for ``to``: merge ``values`` filled in, unique Message-ID, signed."""
+        msg = EmailMessage(policy=POLICY)
+        recipient = _address(to_name, to, "recipient")
+        msg["To"] = recipient
+        msg["Date"] = format_datetime(date or _dt.datetime.now(_dt.timezone.utc))
+        message_id = make_msgid(domain=self.sender_domain)
+        msg["Message-ID"] = message_id
+        lists = EmailMessage(policy=POLICY)
+        if unsubscribe_https:
+            check_header("unsubscribe URL", unsubscribe_https)
+            targets = [f"<{unsubscribe_https}>"]
+            if self.unsubscribe_mailto:
+                targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe>")
+            if any(len(t) > 900 for t in targets):
+                raise MailError("the unsubscribe URL is too long for an email header; shorten "
+                                "mail.unsubscribe_url")
+            lists.set_raw("List-Unsubscribe", ",\n ".join(targets))
+            lists["List-Unsubscribe-Post"] = ONE_CLICK
+        values = values or {}
+        if self.html is None:
+            mime = (b'MIME-Version: 1.0\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+                    b"Content-Transfer-Encoding: quoted-printable\r\n")
+            body = self.text.encode(values)
+        else:
+            boundary = f"=_pressroom_{secrets.token_hex(12)}".encode()  # "=_" never occurs in QP
+            mime = (b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\""
+                    + boundary + b'"\r\n')
+            body = b"".join(
+                b"--" + boundary + b"\r\nContent-Type: text/" + kind +
+                b'; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n' +
+                part.encode(values) + b"\r\n" for kind, part in ((b"plain", self.text),
+                                                                  (b"html", self.html))
+            ) + b"--" + boundary + b"--\r\n"
+        head = (self.from_header + _fold(msg) + self.fixed + self.list_header + _fold(lists)
+                + mime)
+        data = head + b"\r\n" + body
+        if self.dkim_settings is not None:
+            data = sign(data, self.dkim_settings)
+        return Outgoing(recipient=recipient.addr_spec, message_id=message_id, data=data)
+
+
 def build_message(*, sender: str, sender_name: str, to: str, to_name: str = "", subject: str,
                   text: str, html: str | None = None, reply_to: str | None = None,
                   list_id: str | None = None, unsubscribe_https: str | None = None,
@@ -121,62 +223,22 @@ def build_message(*, sender: str, sender_name: str, to: str, to_name: str = "", 
 
     Refuses (MailError) any header value with CR/LF and any invalid address. Newsletters pass
     ``list_id`` and both unsubscribe targets and get List-Id, List-Unsubscribe and
-    List-Unsubscribe-Post (RFC 8058); transactional mail leaves them out.
+    List-Unsubscribe-Post (RFC 8058); transactional mail leaves them out. Campaigns use
+    MessageTemplate directly, preparing the shared parts once.
     """
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = _address(sender_name, sender, "sender")
-    recipient = _address(to_name, to, "recipient")
-    msg["To"] = recipient
-    if reply_to:
-        msg["Reply-To"] = _address(None, reply_to, "reply-to")
-    check_header("subject", subject)
-    if subject.isascii():
-        msg["Subject"] = subject
-    else:
-        # The default folder drops spaces between adjacent encoded words; Header does not.
-        msg.set_raw("Subject", Header(subject, "utf-8").encode(linesep="\n", maxlinelen=76))
-    msg["Date"] = format_datetime(date or _dt.datetime.now(_dt.timezone.utc))
-    message_id = make_msgid(domain=domain_of(sender))
-    msg["Message-ID"] = message_id
-    if list_id:
-        msg["List-Id"] = list_id_header(sender_name, list_id)
-    if unsubscribe_https:
-        check_header("unsubscribe URL", unsubscribe_https)
-        targets = [f"<{unsubscribe_https}>"]
-        if unsubscribe_mailto:
-            targets.append(f"<mailto:{check_header('unsubscribe address', unsubscribe_mailto)}"
-                           "?subject=unsubscribe>")
-        if any(len(t) > 900 for t in targets):
-            raise MailError("the unsubscribe URL is too long for an email header; shorten "
-                            "mail.unsubscribe_url")
-        msg.set_raw("List-Unsubscribe", ",\n ".join(targets))
-        msg["List-Unsubscribe-Post"] = ONE_CLICK
-    # Headers go through EmailMessage and the default policy; the (large) bodies are encoded
-    # once with binascii's C quoted-printable encoder instead of the email package's
-    # line-by-line generator, which was most of the time per message.
-    msg["MIME-Version"] = "1.0"
-    if html is None:
-        msg["Content-Type"] = 'text/plain; charset="utf-8"'
-        msg["Content-Transfer-Encoding"] = "quoted-printable"
-        body = _qp(text)
-    else:
-        boundary = f"=_pressroom_{secrets.token_hex(12)}"  # "=_" never occurs in QP output
-        msg["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
-        body = b"".join(
-            b"--" + boundary.encode() + b"\r\nContent-Type: text/" + kind +
-            b'; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n' +
-            _qp(part) + b"\r\n" for kind, part in ((b"plain", text), (b"html", html))
-        ) + b"--" + boundary.encode() + b"--\r\n"
-    head = b"".join(WIRE.fold_binary(name, value) for name, value in msg.raw_items())
-    data = head + b"\r\n" + body
-    if dkim_settings is not None:
-        data = sign(data, dkim_settings)
-    return Outgoing(recipient=recipient.addr_spec, message_id=message_id, data=data)
+    template = MessageTemplate(sender=sender, sender_name=sender_name, subject=subject, text=text,
+                               html=html, reply_to=reply_to, list_id=list_id,
+                               unsubscribe_mailto=unsubscribe_mailto if unsubscribe_https else None,
+                               dkim_settings=dkim_settings)
+    return template.build(to=to, to_name=to_name, unsubscribe_https=unsubscribe_https, date=date)
 
 
-def _qp(text: str) -> bytes:
-    """UTF-8 quoted-printable with CRLF line ends and lines of at most 76 characters."""
-    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
+def _fold(msg: EmailMessage) -> bytes:
+    """A message's headers as folded CRLF bytes (the default policy's folding)."""
+    return b"".join(WIRE.fold_binary(name, value) for name, value in msg.raw_items())
+
+
+def _crlf(encoded: bytes) -> bytes:
     if not encoded.endswith(b"\n"):
         encoded += b"\n"
     return encoded[:-1].replace(b"\n", b"\r\n")
