@@ -154,11 +154,11 @@ def check(project: Path, out: Path | None) -> None:
 
 
 def _register_optional() -> None:
-    from pressroom.mail import commands
+    from pressroom.mail.cli import bounces, send, subscribers
     from pressroom.preview import preview
     from pressroom.web_cli import serve
 
-    for command in (*commands, preview, serve):
+    for command in (subscribers, send, bounces, preview, serve):
         cli.add_command(command)
 
 

@@ -190,6 +190,7 @@ def load_publication(config: Config) -> Publication:
     """Load, validate and cross-check every content file; raise one error listing all problems."""
     root = config.content_dir
     errors: list[str] = []
+    markdown.clear_caches()
 
     def md_files(folder: str) -> list[Path]:
         return sorted((root / folder).glob("*.md")) if (root / folder).is_dir() else []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from functools import lru_cache
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -174,14 +175,29 @@ def _image(tok: Token, md: MarkdownIt, path: Path, line: int, content_dir: Path)
 
 def resolve_image(src: str, path: Path, line: int | None, content_dir: Path) -> Path:
     """Resolve an image reference inside content/, refusing URLs, escapes and missing files."""
+    found = _resolve(src, content_dir)
+    if isinstance(found, Path):
+        return found
+    raise ContentError(path, line, found)
+
+
+def clear_caches() -> None:
+    """Forget resolved image paths (called at the start of every load)."""
+    _resolve.cache_clear()
+
+
+@lru_cache(maxsize=1024)
+def _resolve(src: str, content_dir: Path) -> Path | str:
+    """The resolved file, or the problem with ``src`` (cached for one load: many guides share
+    images; load_publication clears it, so a long-running preview sees deleted files)."""
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", src) or src.startswith("/"):
-        raise ContentError(path, line, f"image '{src}' must be a file under content/, like images/photo.svg")
+        return f"image '{src}' must be a file under content/, like images/photo.svg"
     if not src.lower().endswith(IMAGE_TYPES):
-        raise ContentError(path, line, f"image '{src}' must be one of {', '.join(IMAGE_TYPES)}")
+        return f"image '{src}' must be one of {', '.join(IMAGE_TYPES)}"
     root = content_dir.resolve()
     resolved = (root / src).resolve()
     if not resolved.is_relative_to(root):
-        raise ContentError(path, line, f"image '{src}' points outside content/; move it into content/images/")
+        return f"image '{src}' points outside content/; move it into content/images/"
     if not resolved.is_file():
-        raise ContentError(path, line, f"image '{src}' not found (looked for content/{src})")
+        return f"image '{src}' not found (looked for content/{src})"
     return resolved

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from mailtest import add_subscribers, config_of, subscriber_status
 
 from pressroom.errors import MailError
-from pressroom.mail import bounces
+from pressroom.mail.cli import bounces
 from pressroom.mail.bounces import process_bounces
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store

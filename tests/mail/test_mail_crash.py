@@ -11,7 +11,8 @@ import time
 from click.testing import CliRunner
 from mailtest import SECRET, add_subscribers, config_of, ledger, make_project, smtp_section
 
-from pressroom.mail import send, send_campaign
+from pressroom.mail import send_campaign
+from pressroom.mail.cli import send
 
 ISSUE = "01-welcome"
 

@@ -12,7 +12,8 @@ from mailtest import (add_subscribers, config_of, ledger, make_project, smtp_sec
                       subscriber_status)
 
 from pressroom.errors import MailError
-from pressroom.mail import send, send_campaign, send_transactional, verify_token
+from pressroom.mail import send_campaign, send_transactional, verify_token
+from pressroom.mail.cli import send
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
 

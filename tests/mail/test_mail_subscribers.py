@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from mailtest import config_of, subscriber_status
 
 from pressroom.errors import MailError
-from pressroom.mail import bounces, commands, send, subscribers
+from pressroom.mail import commands
+from pressroom.mail.cli import bounces, send, subscribers
 from pressroom.mail.addresses import normalise_address
 from pressroom.mail.importing import import_subscribers
 from pressroom.mail.settings import mail_settings

@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 from mailtest import add_subscribers, config_of, ledger, subscriber_status
 
-from pressroom.mail import (confirm_subscriber, make_token, send_campaign, subscribers,
-                            unsubscribe_by_token, verify_token)
+from pressroom.mail import (confirm_subscriber, make_token, send_campaign, unsubscribe_by_token,
+                            verify_token)
+from pressroom.mail.cli import subscribers
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
 from pressroom.mail.tokens import TokenError

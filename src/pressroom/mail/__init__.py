@@ -1,12 +1,29 @@
-"""Subscribers (SQLite), the campaign ledger, SMTP sending, tokens and bounce processing."""
+"""Subscribers (SQLite), the campaign ledger, SMTP sending, tokens and bounce processing.
 
-from pressroom.mail.campaign import SendResult, send_campaign, send_transactional
-from pressroom.mail.cli import bounces, send, subscribers
-from pressroom.mail.subscribers import confirm_subscriber, unsubscribe_by_token
-from pressroom.mail.tokens import make_token, verify_token
+Names are imported on first use (PEP 562), so `pressroom --help` does not load the sending
+stack (DKIM, DNS, email) just to list the commands. The Click commands live in
+``pressroom.mail.cli`` (``bounces`` and ``subscribers`` here would clash with the submodules).
+"""
 
-commands = [subscribers, send, bounces]
+from __future__ import annotations
 
-__all__ = ["SendResult", "bounces", "commands", "confirm_subscriber", "make_token", "send",
-           "send_campaign", "send_transactional", "subscribers", "unsubscribe_by_token",
-           "verify_token"]
+import importlib
+
+_EXPORTS = {
+    "SendResult": "pressroom.mail.campaign", "send_campaign": "pressroom.mail.campaign",
+    "send_transactional": "pressroom.mail.campaign",
+    "confirm_subscriber": "pressroom.mail.subscribers",
+    "unsubscribe_by_token": "pressroom.mail.subscribers",
+    "make_token": "pressroom.mail.tokens", "verify_token": "pressroom.mail.tokens",
+}
+
+__all__ = [*sorted(_EXPORTS), "commands"]
+
+
+def __getattr__(name: str):
+    if name == "commands":
+        cli = importlib.import_module("pressroom.mail.cli")
+        return [cli.subscribers, cli.send, cli.bounces]
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'pressroom.mail' has no attribute {name!r}")

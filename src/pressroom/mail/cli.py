@@ -5,18 +5,18 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from pressroom.config import Config, load_config
 from pressroom.errors import MailError
-from pressroom.mail.bounces import process_bounces
-from pressroom.mail.campaign import SendResult, send_campaign
-from pressroom.mail.importing import import_subscribers
 from pressroom.mail.store import STATUSES
-from pressroom.mail.subscribers import (add_subscriber, export_lines, export_subscribers,
-                                        list_subscribers, subscriber_stats, unsubscribe)
+
+if TYPE_CHECKING:
+    from pressroom.mail.campaign import SendResult
+
+# The library is imported inside each command: listing commands must stay fast.
 
 SHOWN_ADDRESSES = 50
 
@@ -62,6 +62,8 @@ def import_command(config: Config, file: Path, dry_run: bool) -> None:
     Example:
       pressroom subscribers import mailchimp-export.csv
     """
+    from pressroom.mail.importing import import_subscribers
+
     result = import_subscribers(config, file, dry_run=dry_run)
     for problem in result.problems:
         click.echo(problem, err=True)
@@ -85,6 +87,8 @@ def add_command(config: Config, email: str, first_name: str, last_name: str,
     Example:
       pressroom subscribers add ann@example.com --first-name Ann --tag clinic
     """
+    from pressroom.mail.subscribers import add_subscriber
+
     subscriber = add_subscriber(config, email, first_name=first_name, last_name=last_name,
                                 tags=tags)
     click.echo(f"added {subscriber.email} (id {subscriber.id})")
@@ -101,6 +105,8 @@ def list_command(config: Config, status: str | None) -> None:
     Example:
       pressroom subscribers list --status subscribed
     """
+    from pressroom.mail.subscribers import list_subscribers
+
     for s in list_subscribers(config, status):
         click.echo("\t".join((s.email, s.status, s.name, ",".join(s.tags))))
 
@@ -119,6 +125,8 @@ def unsubscribe_command(config: Config, email: str | None, token: str | None) ->
       pressroom subscribers unsubscribe bob@example.com
       pressroom subscribers unsubscribe --token AQAAAAAAAAAq...
     """
+    from pressroom.mail.subscribers import unsubscribe
+
     subscriber, address = unsubscribe(config, email, token)
     if subscriber is None:
         click.echo(f"{address} is not a subscriber; added to the suppression list")
@@ -136,6 +144,8 @@ def export_command(config: Config, file: Path | None) -> None:
     Example:
       pressroom subscribers export backup.csv
     """
+    from pressroom.mail.subscribers import export_lines, export_subscribers
+
     if file is None:
         for line in export_lines(config):
             click.echo(line, nl=False)
@@ -152,6 +162,8 @@ def stats_command(config: Config) -> None:
     Example:
       pressroom subscribers stats
     """
+    from pressroom.mail.subscribers import subscriber_stats
+
     stats = subscriber_stats(config)
     click.echo(f"store: {stats.store}")
     click.echo("subscribers: " + ", ".join(f"{k} {v}" for k, v in stats.subscribers.items()))
@@ -162,7 +174,7 @@ def stats_command(config: Config) -> None:
         click.echo(f"campaign {c.issue} ({c.status}): {counts or 'no recipients'}")
 
 
-def _summary(result: SendResult) -> None:
+def _summary(result: "SendResult") -> None:
     if result.mode == "test":
         click.echo(f"sent a test copy of {result.issue} via {result.destination}")
         return
@@ -217,6 +229,8 @@ def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_r
         bar.update(done - bar.pos)
 
     try:
+        from pressroom.mail.campaign import send_campaign
+
         result = send_campaign(config, issue, tag=tag, test_to=test_to, dry_run=dry_run,
                                resend_unknown=resend_unknown, rate=rate, progress=progress)
     finally:
@@ -250,6 +264,8 @@ def process_command(config: Config, path: Path) -> None:
     Example:
       pressroom bounces process /var/mail/bounces
     """
+    from pressroom.mail.bounces import process_bounces
+
     r = process_bounces(config, path)
     click.echo(f"{path}: {r.reports} reports ({r.already_processed} already processed, "
                f"{r.not_reports} other messages): {r.hard} hard, {r.soft} soft, "
