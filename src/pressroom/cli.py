@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from pathlib import Path
@@ -51,7 +52,24 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands that live in other modules are imported only when used (or listed in --help),
+    so `pressroom build` does not load the sending stack or the web server."""
+
+    lazy = {"subscribers": "pressroom.mail.cli", "send": "pressroom.mail.cli",
+            "bounces": "pressroom.mail.cli", "preview": "pressroom.preview",
+            "serve": "pressroom.web_cli"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            return getattr(importlib.import_module(self.lazy[name]), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pressroom")
 @click.option("-v", "--verbose", count=True, help="Show progress details (-vv for debug).")
 def cli(verbose: int) -> None:
@@ -151,18 +169,6 @@ def check(project: Path, out: Path | None) -> None:
     pub = run_check(load(project, out))
     click.echo(f"OK: {len(pub.articles)} article(s), {len(pub.exercises)} exercise(s), "
                f"{len(pub.routines)} routine(s), {len(pub.newsletters)} newsletter(s).")
-
-
-def _register_optional() -> None:
-    from pressroom.mail.cli import bounces, send, subscribers
-    from pressroom.preview import preview
-    from pressroom.web_cli import serve
-
-    for command in (subscribers, send, bounces, preview, serve):
-        cli.add_command(command)
-
-
-_register_optional()
 
 
 def main() -> None:
