@@ -305,9 +305,20 @@ def bench_sending(tmp: Path, results: dict) -> None:
                           "peak_mb_by_recipients": memory}
 
 
+def bench_startup(results: dict) -> None:
+    """`pressroom --help` and `pressroom check` in a fresh process (best of 5)."""
+    script = str(Path(PY).parent / "pressroom")
+    def run(*args):
+        subprocess.run([script, *args], check=True, capture_output=True)
+    results["startup"] = {"help_s": round(best_of(5, lambda: run("--help")), 3),
+                          "check_s": round(best_of(5, lambda: run("check", "--project", str(ROOT))), 3)}
+
+
 def table(results: dict) -> str:
     d, lg = results["demo"], results["large"]
+    st = results["startup"]
     rows = [
+        ("`pressroom --help` / `pressroom check` (demo)", f"{st['help_s']:.2f} s / {st['check_s']:.2f} s"),
         ("Demo cold build: EPUB / PDF / email / all", " / ".join(f"{d[k]['wall_s']:.2f} s" for k in ("cold_epub", "cold_pdf", "cold_email", "cold_total"))),
         ("Demo peak memory (all formats)", f"{d['cold_total']['peak_mb']:.0f} MB"),
         ("No-op rebuild (share of cold)", f"{d['noop']['wall_s']:.2f} s ({d['ratios']['noop']:.0%})"),
@@ -345,7 +356,8 @@ def main() -> None:
                                  "platform": platform.platform()}}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        steps = [("demo builds", lambda: bench_demo(tmp, results)),
+        steps = [("start-up", lambda: bench_startup(results)),
+                 ("demo builds", lambda: bench_demo(tmp, results)),
                  ("large project", lambda: bench_large(tmp, results)),
                  ("EPUB vs Pandoc", lambda: bench_pandoc(tmp, results)),
                  ("PDF overhead", lambda: bench_pdf_overhead(results)),
