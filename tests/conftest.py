@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from sitetest import Inbox, LiveServer, free_port
 
 from projects import ROOT, build_project, copy_project  # noqa: F401 (re-exported)
 
@@ -31,3 +33,24 @@ def minimal_out(tmp_path_factory) -> Path:
 def project(tmp_path) -> Path:
     """A fresh, writable copy of the minimal fixture project for tests that edit content."""
     return copy_project("minimal", tmp_path / "proj")
+
+
+# Servers for the web tests: one of each per test module.
+
+@pytest.fixture(scope="module")
+def smtp():
+    """A real SMTP server on 127.0.0.1 whose messages land in ``smtp.inbox``."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    controller.inbox = inbox
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def live():
+    """The subscription service on a real WSGI server in a thread."""
+    server = LiveServer()
+    yield server
+    server.close()

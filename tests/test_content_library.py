@@ -7,7 +7,6 @@ import re
 import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -15,10 +15,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
-from sitetest import (ORIGIN_OK, SECRET, Inbox, LiveServer, client_of, events, free_port,
-                     site_project, subscriber, text_part, with_mail)
+from sitetest import (ORIGIN_OK, SECRET, client_of, events, free_port,
+                      site_project, subscriber, text_part, with_mail)
 
 from pressroom.errors import MailError
 from pressroom.mail.settings import mail_settings
@@ -402,21 +401,6 @@ def test_an_smtp_failure_is_a_friendly_503(site_config, tmp_path):
 
 # -- rate limits, through a real server -----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    controller.inbox = inbox
-    yield controller
-    controller.stop()
-
-
-@pytest.fixture(scope="module")
-def live():
-    server = LiveServer()
-    yield server
-    server.close()
 
 
 def raw_post(url: str, path: str, body: str, headers: dict | None = None) -> tuple[int, bytes]:

@@ -16,9 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
-from sitetest import (SECRET, Inbox, LiveServer, events, free_port, site_project, subscriber,
-                     text_part, with_mail)
+from sitetest import (SECRET, LiveServer, events, site_project, subscriber,
+                      text_part, with_mail)
 
 from pressroom.config import load_config
 from pressroom.mail.campaign import send_campaign
@@ -55,21 +54,6 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    controller.inbox = inbox
-    yield controller
-    controller.stop()
-
-
-@pytest.fixture(scope="module")
-def live():
-    server = LiveServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import click
 
 from pressroom.web_cli import PREVIEW_PORT, live_preview, server_options
 
-from pressroom.errors import PressroomError, RenderError
+from pressroom.errors import RenderError
 
 if TYPE_CHECKING:  # Playwright is a dev/preview dependency, imported only when used.
     from playwright.sync_api import Browser, BrowserContext, Page
