@@ -6,6 +6,7 @@ import html
 import re
 import string
 
+from pressroom.assets import cached
 from pressroom.model import Publication
 from pressroom.theme import Theme
 
@@ -48,6 +49,9 @@ def embed_epub_fonts(book, pub: Publication, theme: Theme) -> None:
     for _key, rel in font_files(theme):
         name = rel.split("/")[-1]
         media = "font/otf" if name.endswith(".otf") else "font/ttf"
+        data = theme.asset(rel).read_bytes()
+        # Cached by font and character set: an unchanged book needs no HarfBuzz at all.
+        content = cached(pub.config.project, data + text.encode("utf-8"), name.rsplit(".", 1)[1],
+                         lambda data=data: subset(data, text))
         book.add_item(epub.EpubItem(uid=f"font-{name.rsplit('.', 1)[0]}", file_name=f"fonts/{name}",
-                                    media_type=media,
-                                    content=subset(theme.asset(rel).read_bytes(), text)))
+                                    media_type=media, content=content))
