@@ -125,3 +125,12 @@ class LiveServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def preview_project(site_config: Config, dest: Path) -> Config:
+    """A writable copy of a built project for the live preview (no outbox or page cache)."""
+    project = dest / "project"
+    shutil.copytree(site_config.project / "content", project / "content")
+    shutil.copytree(site_config.out, project / "output",
+                    ignore=shutil.ignore_patterns("outbox", ".preview-cache"))
+    return load_config(project)

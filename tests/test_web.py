@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from click.testing import CliRunner
-from sitetest import (ORIGIN_OK, SECRET, client_of, events, free_port,
+from sitetest import (ORIGIN_OK, preview_project, SECRET, client_of, events, free_port,
                       site_project, subscriber, text_part, with_mail)
 
 from pressroom.errors import MailError
@@ -452,15 +452,7 @@ def test_200_rapid_signups_from_one_address_and_ip_are_rate_limited(site_config,
 @pytest.fixture(scope="module")
 def preview(site_config, tmp_path_factory):
     """One preview per module: its first build is a full one (about 2.5 s)."""
-    import shutil
-
-    project = tmp_path_factory.mktemp("preview") / "project"
-    shutil.copytree(site_config.project / "content", project / "content")
-    shutil.copytree(site_config.out, project / "output",
-                    ignore=shutil.ignore_patterns("outbox", ".preview-cache"))
-    from pressroom.config import load_config
-
-    state = Preview(load_config(project))
+    state = Preview(preview_project(site_config, tmp_path_factory.mktemp("preview")))
     state.rebuild()
     assert state.error is None and state.version == 1
     return state

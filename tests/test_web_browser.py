@@ -9,17 +9,15 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sitetest import (SECRET, LiveServer, events, site_project, subscriber,
+from sitetest import (SECRET, preview_project, LiveServer, events, site_project, subscriber,
                       text_part, with_mail)
 
-from pressroom.config import load_config
 from pressroom.mail.campaign import send_campaign
 from pressroom.mail.subscribers import add_subscriber
 from pressroom.preview import CHROMIUM, CHROMIUM_ARGS
@@ -270,11 +268,7 @@ def test_download_links_serve_the_built_files(browser, live, config):
 
 @pytest.fixture(scope="module")
 def preview(site_config, tmp_path_factory):
-    project = tmp_path_factory.mktemp("preview") / "project"
-    shutil.copytree(site_config.project / "content", project / "content")
-    shutil.copytree(site_config.out, project / "output",
-                    ignore=shutil.ignore_patterns("outbox", ".preview-cache"))
-    state = Preview(load_config(project))
+    state = Preview(preview_project(site_config, tmp_path_factory.mktemp("preview")))
     state.rebuild()
     assert state.error is None
     server = LiveServer()

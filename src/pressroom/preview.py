@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import click
 
+from pressroom.cli import load, project_options
 from pressroom.web_cli import PREVIEW_PORT, live_preview, server_options
 
 from pressroom.errors import RenderError
@@ -155,11 +156,7 @@ def take_screenshots(config: "Config", out_dir: Path) -> list[Path]:
 
 
 @click.command()
-@click.option("--project", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=Path("."), show_default=True,
-              help="Project folder holding content/publication.yaml.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: PROJECT/output); screenshots go in OUT/previews.")
+@project_options
 @click.option("--screenshots", is_flag=True,
               help="Write PNGs of each newsletter (375 and 800 px, light and dark) and exit.")
 @server_options(PREVIEW_PORT)
@@ -180,9 +177,7 @@ def preview(project: Path, out: Path | None, screenshots: bool, host: str, port:
     if not screenshots:
         live_preview(project, out, host, port)
         return
-    from pressroom.config import load_config
-
-    config = load_config(project).with_overrides(out=out.resolve() if out else None)
+    config = load(project, out)
     paths = take_screenshots(config, config.out / "previews")
     click.echo(f"Wrote {len(paths)} screenshot(s) into {config.out / 'previews'}:")
     for path in paths:

@@ -292,14 +292,18 @@ def _routes(app: Flask, service: Service) -> None:
     def subscribe_page() -> Response:
         return redirect("./#newsletter", 303)
 
+    def subscriber_for(token: str, purpose: str):
+        """The subscriber a valid token names (a GET only looks: nothing changes), else None."""
+        with service.store() as store:
+            try:
+                return store.get(verify_token(token, purpose))
+            except TokenError:
+                return None
+
     @app.get("/confirm")
     def confirm_page() -> Response:
         token = request.args.get("t", "")
-        with service.store() as store:
-            try:
-                subscriber = store.get(verify_token(token, CONFIRM))
-            except TokenError:
-                return service.bad_link()
+        subscriber = subscriber_for(token, CONFIRM)
         if subscriber is None or subscriber.status not in ("pending", "subscribed"):
             return service.bad_link()
         return service.page(200, title="Confirm your subscription", paragraphs=[
@@ -331,11 +335,7 @@ def _routes(app: Flask, service: Service) -> None:
     @app.get("/unsubscribe")
     def unsubscribe_page() -> Response:
         token = request.args.get("t", "")
-        with service.store() as store:
-            try:
-                subscriber = store.get(verify_token(token, UNSUBSCRIBE))
-            except TokenError:
-                return service.bad_link()
+        subscriber = subscriber_for(token, UNSUBSCRIBE)
         if subscriber is None:
             return service.bad_link()
         return service.page(200, title="Unsubscribe from the newsletter?", paragraphs=[

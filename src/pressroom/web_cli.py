@@ -7,15 +7,11 @@ from pathlib import Path
 
 import click
 
+from pressroom.cli import load, project_options
+
 DEFAULT_HOST = "127.0.0.1"
 SERVE_PORT = 8000
 PREVIEW_PORT = 8001
-
-
-def _config(project: Path, out: Path | None):
-    from pressroom.config import load_config
-
-    return load_config(project).with_overrides(out=out.resolve() if out else None)
 
 
 def server_options(default_port: int):
@@ -31,11 +27,7 @@ def server_options(default_port: int):
 
 
 @click.command()
-@click.option("--project", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=Path("."), show_default=True,
-              help="Project folder holding content/publication.yaml.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder holding the built site (default: PROJECT/output).")
+@project_options
 @server_options(SERVE_PORT)
 @click.option("--base-url", default=None,
               help="Where confirmation links in emails point (default: http://HOST:PORT).")
@@ -56,7 +48,7 @@ def serve(project: Path, out: Path | None, host: str, port: int, base_url: str |
     """
     from pressroom.web import create_app
 
-    config = _config(project, out)
+    config = load(project, out)
     if not (config.out / "site" / "index.html").is_file():
         click.secho(f"warning: {config.out / 'site'} has no index.html yet; run `pressroom "
                     "build` first", fg="yellow", err=True)
@@ -76,7 +68,7 @@ def live_preview(project: Path, out: Path | None, host: str = DEFAULT_HOST,
     """
     from pressroom.web import serve_preview
 
-    config = _config(project, out)
+    config = load(project, out)
     click.echo("Building…", err=True)
     serve_preview(config, host, port, on_ready=lambda url: click.echo(
         f"Preview at {url} (reloads when content/ or the theme changes; Ctrl-C to stop)"))
