@@ -432,3 +432,13 @@ def test_html_escaping_in_the_plain_part_is_undone(demo_out):
     for slug in ISSUES:
         text = read(demo_out, slug, "txt")
         assert htmlmod.unescape(text) == text
+
+
+def test_web_versions_link_their_images_relatively(demo_out):
+    # The page works wherever the site is hosted, and opened straight from disk.
+    folder = demo_out / "site" / "newsletters"
+    for slug in ISSUES:
+        page = (folder / f"{slug}.html").read_text()
+        sources = re.findall(r'<img[^>]*\bsrc="([^"]+)"', page)
+        assert sources and all(src.startswith("images/") for src in sources), sources
+        assert all((folder / src).is_file() for src in sources)

@@ -278,6 +278,10 @@ class EmailRenderer:
         # Phone, dark-mode and Outlook.com rules can't be inlined: add them after inlining.
         html = html.replace("</head>", self.head_styles + "</head>", 1)
         check_html(html, issue.path.name)
+        if web:
+            # The web version sits beside its images in site/newsletters/: relative links work
+            # wherever the site is hosted, and when the file is opened from disk.
+            html = html.replace(f'"{self.site}/newsletters/images/', '"images/')
         return html
 
     def text(self, issue: Newsletter, web: bool = False) -> str:
