@@ -72,7 +72,9 @@ def synthetic(dest: Path, articles: int, exercises: int, newsletters: int) -> Pa
         text = article.replace('title: "Facial Yoga: The Secret to Symmetry?"',
                                f'title: "Facial Yoga, part {i + 1}"').replace("order: 1", f"order: {i + 1}")
         head, body = text.split("\n---\n", 1)
-        (content / f"articles/part-{i + 1:03d}.md").write_text(head + "\n---\n" + body + "\n" + body.split("[^1]:")[0])
+        # The repeated half drops its footnote references (each would be a second anchor).
+        again = re.sub(r"\[\^[^\]]+\]", "", body.split("[^1]:")[0])
+        (content / f"articles/part-{i + 1:03d}.md").write_text(head + "\n---\n" + body + "\n" + again)
     originals = sorted((src / "exercises").glob("*.md"))
     for i in range(exercises):
         orig = originals[i % len(originals)]
