@@ -42,3 +42,25 @@ def test_unknown_theme(project):
     with pytest.raises(ThemeError) as err:
         load_theme(load_config(project))
     assert "theme 'fancy' not found" in err.value.message
+
+
+def test_compiled_templates_are_cached_and_follow_edits(project):
+    override = project / "themes/default/email"
+    override.mkdir(parents=True)
+    (override / "hello.mjml").write_text("one {{ value }}")
+    assert load_theme(load_config(project)).render("email/hello.mjml", value=1) == "one 1"
+    cached = list((project / ".pressroom/cache/jinja").iterdir())
+    assert cached, "compiled template not cached"
+    # A fresh environment (a new build) reads the cache, and an edit is never served stale.
+    assert load_theme(load_config(project)).render("email/hello.mjml", value=2) == "one 2"
+    (override / "hello.mjml").write_text("two {{ value }}")
+    assert load_theme(load_config(project)).render("email/hello.mjml", value=3) == "two 3"
+
+
+def test_unwritable_template_cache_only_costs_time(project):
+    (project / ".pressroom").mkdir()
+    (project / ".pressroom/cache").write_text("not a folder")  # mkdir fails, even as root
+    override = project / "themes/default/email"
+    override.mkdir(parents=True)
+    (override / "hello.mjml").write_text("one {{ value }}")
+    assert load_theme(load_config(project)).render("email/hello.mjml", value=1) == "one 1"

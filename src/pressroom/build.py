@@ -4,9 +4,7 @@ then write atomically. Nothing is written unless every job rendered."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -97,6 +95,9 @@ def _render_all(pub: Publication, theme: Theme, jobs: list[cache.Job], parallel:
     side = [j for j in jobs if j.name == "pdf"] if parallel and len(jobs) > 1 else []
     future = None
     if side:
+        import multiprocessing  # only a parallel build needs these (~6 ms to import)
+        from concurrent.futures import ProcessPoolExecutor
+
         _FORKED = (pub, theme)
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
         if on_step:

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import jinja2
 import yaml
 
+from pressroom.assets import cache_dir
 from pressroom.config import Config
 from pressroom.errors import ThemeError
 
@@ -63,6 +64,29 @@ class Theme:
             raise ThemeError(f"{_template_location(exc, template)}: {exc.message}") from exc
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates in ``<project>/.pressroom/cache/jinja`` (Jinja2 checks each entry
+    against its template's source, so an edited template is recompiled). Compiling is a third
+    of a large EPUB's render time; an unwritable cache only costs that time again."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(str(directory))
+        self.path = directory
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except OSError as exc:
+            log.debug("could not read compiled template %s: %s", bucket.key, exc)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError as exc:
+            log.debug("could not cache compiled template %s: %s", bucket.key, exc)
+
+
 def _template_location(exc: BaseException, fallback: str) -> str:
     tb = exc.__traceback__
     where = fallback
@@ -100,6 +124,7 @@ def load_theme(config: Config) -> Theme:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_autoescape, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        bytecode_cache=_BytecodeCache(cache_dir(config.project) / "jinja"))
     log.debug("theme folders: %s", folders)
     return Theme(config.theme, tuple(folders), MappingProxyType(tokens), env)
