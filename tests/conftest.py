@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from sitetest import Inbox, LiveServer, free_port
+from sitetest import Inbox, LiveServer
 
-from projects import ROOT, build_project, copy_project  # noqa: F401 (re-exported)
+from projects import ROOT, build_project, copy_project, smtp_sink  # noqa: F401 (re-exported)
 
 # Pinned (not defaulted): `make test` exports the last commit's time for builds.
 os.environ["SOURCE_DATE_EPOCH"] = "1767225600"  # 2026-01-01
@@ -41,11 +40,9 @@ def project(tmp_path) -> Path:
 def smtp():
     """A real SMTP server on 127.0.0.1 whose messages land in ``smtp.inbox``."""
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    controller.inbox = inbox
-    yield controller
-    controller.stop()
+    with smtp_sink(inbox) as controller:
+        controller.inbox = inbox
+        yield controller
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
-"""Helpers for tests: the repo root, fixture projects, and building them."""
+"""Helpers for tests: the repo root, fixture projects, building them, and a local SMTP server."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 from pathlib import Path
 
 from pressroom.build import build
@@ -26,3 +28,27 @@ def build_project(project: Path, **overrides) -> Path:
     config = load_config(project).with_overrides(**overrides)
     build(config)
     return config.out
+
+
+# The PRESSROOM_SECRET_KEY the web and mail tests sign tokens with.
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def smtp_sink(handler, **options):
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 passing messages to ``handler``; ``options``
+    go to its Controller (TLS, authentication)."""
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()

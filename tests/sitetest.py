@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import shutil
-import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -21,8 +20,8 @@ from werkzeug.serving import make_server
 from pressroom.config import Config, load_config
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
+from projects import SECRET, free_port  # noqa: F401  (re-exported for the web tests)
 
-SECRET = "test-secret-key-0123456789abcdef"
 ORIGIN_OK = "http://localhost"  # what Flask's test client calls itself
 
 
@@ -37,12 +36,6 @@ class BufferedClient(FlaskClient):
 def client_of(app: Flask) -> BufferedClient:
     app.test_client_class = BufferedClient
     return app.test_client()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def site_project(built_out: Path, dest: Path) -> Config:

@@ -6,19 +6,18 @@ import base64
 import subprocess
 
 import pytest
-from aiosmtpd.controller import Controller
-from mailtest import SECRET, Recorder, free_port, make_project, smtp_section
+from mailtest import SECRET, Recorder, make_project, smtp_section
+
+from projects import smtp_sink
 
 
 @pytest.fixture(scope="module")
 def smtp_server():
     """One real SMTP server on 127.0.0.1 per test module."""
     handler = Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    controller.recorder = handler
-    yield controller
-    controller.stop()
+    with smtp_sink(handler) as controller:
+        controller.recorder = handler
+        yield controller
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import email
 import shutil
-import socket
 import threading
 from dataclasses import dataclass, field
 from email import policy
@@ -14,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from pressroom.config import load_config
+from projects import SECRET, free_port  # noqa: F401  (re-exported for the mail tests)
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SECRET = "test-secret-key-0123456789abcdef"
 
 
 @dataclass
@@ -106,12 +105,6 @@ class Recorder:
             server.transport.close()
             await asyncio.sleep(30)
         return "250 2.0.0 OK queued"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_project(root: Path, smtp: dict | None = None, mail: dict | None = None) -> Path:

@@ -6,9 +6,10 @@ import ssl
 import subprocess
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from mailtest import Recorder, add_subscribers, config_of, free_port, make_project
+from mailtest import Recorder, add_subscribers, config_of, make_project
+
+from projects import smtp_sink
 
 from pressroom.errors import ConfigError, MailError
 from pressroom.mail import send_campaign
@@ -82,12 +83,10 @@ def tls_server(tmp_path_factory):
         return AuthResult(success=ok, handled=False)
 
     recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), tls_context=context,
-                            require_starttls=True, authenticator=authenticate, auth_required=True)
-    controller.start()
-    controller.recorder, controller.cert = recorder, cert
-    yield controller
-    controller.stop()
+    with smtp_sink(recorder, tls_context=context, require_starttls=True,
+                   authenticator=authenticate, auth_required=True) as controller:
+        controller.recorder, controller.cert = recorder, cert
+        yield controller
 
 
 def test_starttls_and_login(tmp_path, tls_server, monkeypatch):
