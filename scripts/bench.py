@@ -100,12 +100,19 @@ def pdf_pages(path: Path) -> int:
 
 
 def best_of(n: int, fn) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_alternating(n, fn)[0]
+
+
+def best_alternating(rounds: int, *fns) -> list[float]:
+    """Each function's best wall time, running them in turn every round, so that drift in the
+    machine's speed hits the compared runs alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for spent, fn in zip(times, fns):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [min(spent) for spent in times]
 
 
 def bench_demo(tmp: Path, results: dict) -> None:
@@ -154,26 +161,21 @@ def bench_pandoc(tmp: Path, results: dict) -> None:
     entry = results["epub_vs_pandoc"] = {"words": words, "pressroom_first_run_s": first}
 
     def ours():
-        return run_build(big, fresh(tmp, "pandoc-ours"), "--format", "epub")["wall_s"]
+        run_build(big, fresh(tmp, "pandoc-ours"), "--format", "epub")
+
+    def run_pandoc():
+        subprocess.run([pandoc, "--quiet", "-f", "markdown", "-o", str(tmp / "pandoc.epub"),
+                        "--resource-path", str(big / "content"), *map(str, files)], check=True)
 
     if not pandoc:
-        entry["pressroom_s"] = min(ours() for _ in range(3))
+        entry["pressroom_s"] = round(best_of(3, ours), 3)
         entry["pandoc_s"] = None
         entry["note"] = "pandoc not installed (apt-get install pandoc)"
         return
-
-    def run_pandoc():
-        start = time.perf_counter()
-        subprocess.run([pandoc, "--quiet", "-f", "markdown", "-o", str(tmp / "pandoc.epub"),
-                        "--resource-path", str(big / "content"), *map(str, files)], check=True)
-        return time.perf_counter() - start
-
-    # Alternate the two, so that drift in the machine's speed hits both alike; best of three.
-    pairs = [(ours(), run_pandoc()) for _ in range(3)]
-    entry["pressroom_s"] = min(o for o, _ in pairs)
-    entry["pandoc_s"] = round(min(p for _, p in pairs), 3)
-    entry["speedup"] = round(entry["pandoc_s"] / entry["pressroom_s"], 2)
-    entry["speedup_first_run"] = round(entry["pandoc_s"] / first, 2)
+    mine, theirs = best_alternating(3, ours, run_pandoc)
+    entry["pressroom_s"], entry["pandoc_s"] = round(mine, 3), round(theirs, 3)
+    entry["speedup"] = round(theirs / mine, 2)
+    entry["speedup_first_run"] = round(theirs / first, 2)
 
 
 def bench_pdf_overhead(results: dict) -> None:
@@ -195,14 +197,7 @@ def bench_pdf_overhead(results: dict) -> None:
         weasyprint.HTML(string=html, base_url=str(config.content_dir) + "/").write_pdf(pdf_variant="pdf/ua-1")
 
     raw()  # warm caches (fonts) for both
-    # Alternate the two, so that drift in the machine's speed hits both alike; best of five.
-    times: dict = {raw: [], ours: []}
-    for _ in range(5):
-        for fn in (raw, ours):
-            start = time.perf_counter()
-            fn()
-            times[fn].append(time.perf_counter() - start)
-    r, o = min(times[raw]), min(times[ours])
+    r, o = best_alternating(5, raw, ours)
     results["pdf_overhead"] = {"raw_weasyprint_s": round(r, 3), "pressroom_s": round(o, 3),
                                "ratio": round(o / r, 3)}
 
