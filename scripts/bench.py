@@ -69,12 +69,15 @@ def synthetic(dest: Path, articles: int, exercises: int, newsletters: int) -> Pa
         (content / folder).mkdir()
     article = (src / "articles/facial-yoga-symmetry.md").read_text()
     for i in range(articles):
-        text = article.replace('title: "Facial Yoga: The Secret to Symmetry?"',
-                               f'title: "Facial Yoga, part {i + 1}"').replace("order: 1", f"order: {i + 1}")
+        text = article.replace(
+            'title: "Facial Yoga: The Secret to Symmetry?"', f'title: "Facial Yoga, part {i + 1}"'
+        ).replace("order: 1", f"order: {i + 1}")
         head, body = text.split("\n---\n", 1)
         # The repeated half drops its footnote references (each would be a second anchor).
         again = re.sub(r"\[\^[^\]]+\]", "", body.split("[^1]:")[0])
-        (content / f"articles/part-{i + 1:03d}.md").write_text(head + "\n---\n" + body + "\n" + again)
+        (content / f"articles/part-{i + 1:03d}.md").write_text(
+            head + "\n---\n" + body + "\n" + again
+        )
     originals = sorted((src / "exercises").glob("*.md"))
     for i in range(exercises):
         orig = originals[i % len(originals)]
@@ -130,7 +133,9 @@ def bench_demo(tmp: Path, results: dict) -> None:
     nl.write_text(nl.read_text() + "\nOne more line.\n")
     demo["edit_newsletter"] = run_build(project, out)
     cold = demo["cold_total"]["wall_s"]
-    demo["ratios"] = {k: round(demo[k]["wall_s"] / cold, 3) for k in ("noop", "edit_exercise", "edit_newsletter")}
+    demo["ratios"] = {
+        k: round(demo[k]["wall_s"] / cold, 3) for k in ("noop", "edit_exercise", "edit_newsletter")
+    }
 
 
 def bench_large(tmp: Path, results: dict) -> None:
@@ -144,7 +149,9 @@ def bench_large(tmp: Path, results: dict) -> None:
         out = fresh(tmp, f"{label}-all")
         entry["total"] = run_build(project, out)
         entry["handout_pages"] = pdf_pages(out / "facial-yoga-handout.pdf")
-    large["growth_10x"] = round(large["big"]["total"]["wall_s"] / large["small"]["total"]["wall_s"], 2)
+    large["growth_10x"] = round(
+        large["big"]["total"]["wall_s"] / large["small"]["total"]["wall_s"], 2
+    )
     large["peak_mb_big"] = max(v["peak_mb"] for k, v in large["big"].items() if isinstance(v, dict))
     results["_big_project"] = str(big)
 
@@ -152,7 +159,9 @@ def bench_large(tmp: Path, results: dict) -> None:
 def bench_pandoc(tmp: Path, results: dict) -> None:
     pandoc = shutil.which("pandoc")
     big = Path(results["_big_project"])
-    files = sorted((big / "content/articles").glob("*.md")) + sorted((big / "content/exercises").glob("*.md"))
+    files = sorted((big / "content/articles").glob("*.md")) + sorted(
+        (big / "content/exercises").glob("*.md")
+    )
     words = sum(len(f.read_text().split()) for f in files)
     # The asset cache (cover PNG) is warm here: bench_large built this project already. The
     # first-ever build also rasterises the cover (~0.5 s); both are reported.
@@ -194,7 +203,9 @@ def bench_pdf_overhead(results: dict) -> None:
         html_to_pdf(handout_html(pub, theme, config.paper, False), pub, theme, "handout")
 
     def raw():
-        weasyprint.HTML(string=html, base_url=str(config.content_dir) + "/").write_pdf(pdf_variant="pdf/ua-1")
+        weasyprint.HTML(string=html, base_url=str(config.content_dir) + "/").write_pdf(
+            pdf_variant="pdf/ua-1"
+        )
 
     raw()  # warm caches (fonts) for both
     r, o = best_alternating(5, raw, ours)
@@ -212,7 +223,9 @@ def bench_email(results: dict) -> None:
     config = load_config(ROOT)
     pub = load_publication(config)
     renderer = EmailRenderer(pub, load_theme(config))
-    per_issue = {i.slug: round(best_of(5, lambda i=i: renderer.html(i)) * 1000, 1) for i in pub.newsletters}
+    per_issue = {
+        i.slug: round(best_of(5, lambda i=i: renderer.html(i)) * 1000, 1) for i in pub.newsletters
+    }
     html = renderer.html(pub.newsletters[0])
     text = renderer.text(pub.newsletters[0])
     n = 20000
@@ -297,8 +310,12 @@ def bench_sending(tmp: Path, results: dict) -> None:
         from pressroom.mail.settings import mail_settings, secret_key
 
         config = load_config(project)
-        renderer = Renderer(mail_settings(config), load_built(config.out, "02-exercise-of-the-week"),
-                            None, secret_key())
+        renderer = Renderer(
+            mail_settings(config),
+            load_built(config.out, "02-exercise-of-the-week"),
+            None,
+            secret_key(),
+        )
         data = renderer.render(1, "reader1@example.com", "Reader1", "Bench").data
         start = time.perf_counter()
         with smtplib.SMTP("127.0.0.1", port) as smtp:
@@ -323,41 +340,85 @@ def bench_startup(results: dict) -> None:
     script = str(Path(PY).parent / "pressroom")
     def run(*args):
         subprocess.run([script, *args], check=True, capture_output=True)
-    results["startup"] = {"help_s": round(best_of(5, lambda: run("--help")), 3),
-                          "check_s": round(best_of(5, lambda: run("check", "--project", str(ROOT))), 3)}
+    results["startup"] = {
+        "help_s": round(best_of(5, lambda: run("--help")), 3),
+        "check_s": round(best_of(5, lambda: run("check", "--project", str(ROOT))), 3),
+    }
 
 
 def table(results: dict) -> str:
     d, lg = results["demo"], results["large"]
     st = results["startup"]
     rows = [
-        ("`pressroom --help` / `pressroom check` (demo)", f"{st['help_s']:.2f} s / {st['check_s']:.2f} s"),
-        ("Demo cold build: EPUB / PDF / email / all", " / ".join(f"{d[k]['wall_s']:.2f} s" for k in ("cold_epub", "cold_pdf", "cold_email", "cold_total"))),
+        (
+            "`pressroom --help` / `pressroom check` (demo)",
+            f"{st['help_s']:.2f} s / {st['check_s']:.2f} s",
+        ),
+        (
+            "Demo cold build: EPUB / PDF / email / all",
+            " / ".join(
+                f"{d[k]['wall_s']:.2f} s"
+                for k in ("cold_epub", "cold_pdf", "cold_email", "cold_total")
+            ),
+        ),
         ("Demo peak memory (all formats)", f"{d['cold_total']['peak_mb']:.0f} MB"),
-        ("No-op rebuild (share of cold)", f"{d['noop']['wall_s']:.2f} s ({d['ratios']['noop']:.0%})"),
-        ("Rebuild after editing one exercise", f"{d['edit_exercise']['wall_s']:.2f} s ({d['ratios']['edit_exercise']:.0%})"),
-        ("Rebuild after editing one newsletter", f"{d['edit_newsletter']['wall_s']:.2f} s ({d['ratios']['edit_newsletter']:.0%})"),
-        ("Large project (20 art., 200 ex., 20 nl.): EPUB / PDF / email / all",
-         " / ".join(f"{lg['big'][k]['wall_s']:.2f} s" for k in ("epub", "pdf", "email", "total"))),
-        ("Large handout pages; peak memory", f"{lg['big']['handout_pages']} pages; {lg['peak_mb_big']:.0f} MB"),
+        (
+            "No-op rebuild (share of cold)",
+            f"{d['noop']['wall_s']:.2f} s ({d['ratios']['noop']:.0%})",
+        ),
+        (
+            "Rebuild after editing one exercise",
+            f"{d['edit_exercise']['wall_s']:.2f} s ({d['ratios']['edit_exercise']:.0%})",
+        ),
+        (
+            "Rebuild after editing one newsletter",
+            f"{d['edit_newsletter']['wall_s']:.2f} s ({d['ratios']['edit_newsletter']:.0%})",
+        ),
+        (
+            "Large project (20 art., 200 ex., 20 nl.): EPUB / PDF / email / all",
+            " / ".join(
+                f"{lg['big'][k]['wall_s']:.2f} s" for k in ("epub", "pdf", "email", "total")
+            ),
+        ),
+        (
+            "Large handout pages; peak memory",
+            f"{lg['big']['handout_pages']} pages; {lg['peak_mb_big']:.0f} MB",
+        ),
         ("Growth for 10x content (all formats)", f"{lg['growth_10x']:.2f}x"),
     ]
     ep = results["epub_vs_pandoc"]
     if ep.get("pandoc_s"):
-        rows.append((f"EPUB, whole process, {ep['words']:,} words: Pandoc / Pressroom",
-                     f"{ep['pandoc_s']:.2f} s / {ep['pressroom_s']:.2f} s ({ep['speedup']:.2f}x faster; "
-                     f"first run, cover not cached: {ep['pressroom_first_run_s']:.2f} s, {ep['speedup_first_run']:.2f}x)"))
+        rows.append(
+            (
+                f"EPUB, whole process, {ep['words']:,} words: Pandoc / Pressroom",
+                f"{ep['pandoc_s']:.2f} s / {ep['pressroom_s']:.2f} s ({ep['speedup']:.2f}x faster; "
+                f"first run, cover not cached: {ep['pressroom_first_run_s']:.2f} s, "
+                f"{ep['speedup_first_run']:.2f}x)",
+            )
+        )
     po = results["pdf_overhead"]
-    rows.append(("Handout PDF: raw WeasyPrint / Pressroom step", f"{po['raw_weasyprint_s']:.2f} s / {po['pressroom_s']:.2f} s ({po['ratio']:.2f}x)"))
+    rows.append(
+        (
+            "Handout PDF: raw WeasyPrint / Pressroom step",
+            f"{po['raw_weasyprint_s']:.2f} s / {po['pressroom_s']:.2f} s ({po['ratio']:.2f}x)",
+        )
+    )
     em = results["email"]
-    rows.append(("MJML render per issue", ", ".join(f"{v} ms" for v in em["render_ms_per_issue"].values())))
+    rows.append(
+        ("MJML render per issue", ", ".join(f"{v} ms" for v in em["render_ms_per_issue"].values()))
+    )
     rows.append(("Per-recipient personalisation", f"{em['personalise_per_s']:,} messages/s"))
     s = results.get("sending", {})
     if "ledger_per_s" in s:
         rows.append(("Sending to a local SMTP sink: ledger / bare smtplib",
                      f"{s['ledger_per_s']:.0f} / {s['bare_per_s']:.0f} msg/s ({s['ratio']:.2f}x)"))
     if "peak_mb_by_recipients" in s:
-        rows.append(("Sending peak memory by recipients", ", ".join(f"{k}: {v:.0f} MB" for k, v in s["peak_mb_by_recipients"].items())))
+        rows.append(
+            (
+                "Sending peak memory by recipients",
+                ", ".join(f"{k}: {v:.0f} MB" for k, v in s["peak_mb_by_recipients"].items()),
+            )
+        )
     width = max(len(r[0]) for r in rows)
     lines = [f"| {'measure'.ljust(width)} | result |", f"|{'-' * (width + 2)}|--------|"]
     lines += [f"| {a.ljust(width)} | {b} |" for a, b in rows]

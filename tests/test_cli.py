@@ -22,7 +22,11 @@ def all_commands(group: click.Group, prefix=()):
             yield from all_commands(command, (*prefix, name))
 
 
-@pytest.mark.parametrize("path,command", list(all_commands(cli)), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(
+    "path,command",
+    list(all_commands(cli)),
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
+)
 def test_every_command_has_help_with_an_example(path, command):
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0
@@ -35,7 +39,9 @@ def test_version():
 
 
 def test_python_dash_m_works():
-    out = subprocess.run([sys.executable, "-m", "pressroom", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pressroom", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and out.stdout.strip() == f"pressroom, version {__version__}"
 
 

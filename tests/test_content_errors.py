@@ -15,7 +15,8 @@ def run(project: Path, *args: str):
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -39,27 +40,35 @@ CASES = [
      "content/exercises/cheek-lift.md:9: unknown field 'repz' (known fields: area, cautions, "
      "difficulty, frequency, hold_seconds, illustration, minutes, mistakes, muscles, order, reps, "
      "sets, steps, summary, tips, title)"),
-    ("missing field", "exercises/cheek-lift.md", "summary: Lift the cheeks with a soft smile.\n", "",
+    ("missing field", "exercises/cheek-lift.md",
+     "summary: Lift the cheeks with a soft smile.\n", "",
      "content/exercises/cheek-lift.md:1: missing required field 'summary'"),
     ("unknown exercise in newsletter", "newsletters/01-hello.md", "featured: [cheek-lift]",
      "featured: [cheek-lifts]",
-     "content/newsletters/01-hello.md:6: unknown exercise 'cheek-lifts' (known: cheek-lift, jaw-release)"),
+     "content/newsletters/01-hello.md:6: unknown exercise 'cheek-lifts' (known: cheek-lift, "
+     "jaw-release)"),
     ("unknown exercise in routine", "routines/daily.md", "  - exercise: jaw-release",
      "  - exercise: jaw-releese",
-     "content/routines/daily.md:9: unknown exercise 'jaw-releese' (known: cheek-lift, jaw-release)"),
+     "content/routines/daily.md:9: unknown exercise 'jaw-releese' (known: cheek-lift, "
+     "jaw-release)"),
     ("missing image", "exercises/jaw-release.md", "src: images/face.svg", "src: images/nope.svg",
-     "content/exercises/jaw-release.md:14: image 'images/nope.svg' not found (looked for content/images/nope.svg)"),
+     "content/exercises/jaw-release.md:14: image 'images/nope.svg' not found (looked for "
+     "content/images/nope.svg)"),
     ("image without alt", "articles/intro.md", "![A simple line drawing of a face]", "![]",
-     "content/articles/intro.md:16: image 'images/face.svg' has no alt text; write ![what it shows](images/face.svg)"),
+     "content/articles/intro.md:16: image 'images/face.svg' has no alt text; write ![what it "
+     "shows](images/face.svg)"),
     ("bad difficulty", "exercises/cheek-lift.md", "difficulty: beginner", "difficulty: easy",
-     "content/exercises/cheek-lift.md:11: 'difficulty' must be one of beginner, intermediate, advanced; got 'easy'"),
+     "content/exercises/cheek-lift.md:11: 'difficulty' must be one of beginner, intermediate, "
+     "advanced; got 'easy'"),
     ("invalid yaml", "exercises/cheek-lift.md", "sets: 2", "sets: [2",
-     "content/exercises/cheek-lift.md:9: invalid YAML: did not find expected ',' or ']'; check the indentation and quoting"),
+     "content/exercises/cheek-lift.md:9: invalid YAML: did not find expected ',' or ']'; check "
+     "the indentation and quoting"),
 ]
 
 
 @pytest.mark.parametrize("name,file,old,new,message", CASES, ids=[c[0] for c in CASES])
-def test_bad_content_is_reported_and_output_untouched(built, monkeypatch, name, file, old, new, message):
+def test_bad_content_is_reported_and_output_untouched(built, monkeypatch, name, file, old, new,
+                                                       message):
     monkeypatch.chdir(built)
     before = snapshot(built / "output")
     edit(built / "content" / file, old, new)
@@ -77,8 +86,8 @@ def test_duplicate_slug_titles_and_numbers(project, monkeypatch):
     (nl / "02-again.md").write_text((nl / "01-hello.md").read_text())
     result = run(project, "check")
     assert result.exit_code == 1
-    assert result.output == ("Error: content/newsletters/02-again.md: duplicate newsletter number 1 "
-                             "(also used by 01-hello.md); make it unique\n")
+    assert result.output == ("Error: content/newsletters/02-again.md: duplicate newsletter "
+                             "number 1 (also used by 01-hello.md); make it unique\n")
 
 
 def test_several_problems_are_reported_together(project, monkeypatch):
@@ -106,5 +115,6 @@ def test_missing_project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run(tmp_path, "check")
     assert result.exit_code == 1
-    assert result.output == ("Error: content/publication.yaml: not found; is --project pointing at a "
-                             "Pressroom project (a folder holding content/publication.yaml)?\n")
+    assert result.output == ("Error: content/publication.yaml: not found; is --project pointing "
+                             "at a Pressroom project (a folder holding "
+                             "content/publication.yaml)?\n")

@@ -37,7 +37,10 @@ def test_library_is_complete(pub):
     assert {"Cheeks", "Jawline", "Brows and forehead", "Eyes", "Mouth and lips", "Neck"} <= areas
     slugs = {ex.slug for ex in pub.exercises}
     assert {"warm-up-massage", "symmetry-self-check"} <= slugs
-    assert pub.exercises[0].slug == "warm-up-massage" and pub.exercises[-1].slug == "symmetry-self-check"
+    assert (
+        pub.exercises[0].slug == "warm-up-massage"
+        and pub.exercises[-1].slug == "symmetry-self-check"
+    )
     assert len(pub.newsletters) >= 3
     assert {r.kind for r in pub.routines} == {"daily", "programme"}
 
@@ -51,8 +54,10 @@ def test_every_guide_is_followable_and_careful(pub):
         for promise in ("guarantee", "erase", "reverse ageing", "anti-aging", "permanent"):
             for m in re.finditer(promise, text):
                 before = text[max(0, m.start() - 14):m.start()]
-                assert re.search(r"\b(not|n't|never|no)\b", before), \
-                    f"{ex.slug}: '{text[m.start() - 30:m.end() + 30]}' promises more than the evidence supports"
+                assert re.search(r"\b(not|n't|never|no)\b", before), (
+                    f"{ex.slug}: '{text[m.start() - 30 : m.end() + 30]}' promises more than the "
+                    "evidence supports"
+                )
     joined = " ".join(c.lower() for ex in pub.exercises for c in ex.cautions)
     for topic in ("filler", "palsy", "tmj", "skin"):
         assert topic in joined, f"no exercise cautions about {topic}"
@@ -72,7 +77,7 @@ def test_every_svg_is_titled_and_self_contained():
         ns = "{http://www.w3.org/2000/svg}"
         assert root.find(f"{ns}title") is not None and root.find(f"{ns}title").text.strip(), svg
         text = svg.read_text()
-        assert "<script" not in text and "href=\"http" not in text and "xlink:href=\"http" not in text
+        assert "<script" not in text and 'href="http' not in text and 'xlink:href="http' not in text
 
 
 def test_limitations_in_every_format_and_disclaimer_once(pub, demo_out):

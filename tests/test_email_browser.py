@@ -115,7 +115,7 @@ def test_featured_card_stacks_below_480px_and_sits_side_by_side_above(pages, slu
     cards = show(pages[slug], width).evaluate(CARD_BOXES)
     assert cards, "no featured exercise card"
     for card in cards:
-        (ml, mt, mr, mb), (sl, st, sr, sb) = card["media"], card["side"]
+        (ml, mt, mr, mb), (sl, st, sr, _sb) = card["media"], card["side"]
         if width < 480:  # one column: same left edge, the text below the picture
             assert ml == sl and st >= mb and mr == sr, card
         else:  # two columns: same top, the text to the right of the picture

@@ -63,7 +63,9 @@ def test_zip_layout(book, demo_epub):
     assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
     assert book.read("mimetype") == b"application/epub+zip"
     assert "META-INF/com.apple.ibooks.display-options.xml" in book.namelist()
-    assert b'name="specified-fonts">true' in book.read("META-INF/com.apple.ibooks.display-options.xml")
+    assert b'name="specified-fonts">true' in book.read(
+        "META-INF/com.apple.ibooks.display-options.xml"
+    )
     assert demo_epub.stat().st_size < 2 * 1024 * 1024  # well under the 10 MB store limits
 
 
@@ -98,7 +100,9 @@ def test_accessibility_metadata(book):
             props.setdefault(m.get("property"), []).append(m.text)
     assert set(props["schema:accessMode"]) == {"textual", "visual"}
     assert "textual" in props["schema:accessModeSufficient"]
-    assert {"alternativeText", "structuralNavigation", "tableOfContents"} <= set(props["schema:accessibilityFeature"])
+    assert {"alternativeText", "structuralNavigation", "tableOfContents"} <= set(
+        props["schema:accessibilityFeature"]
+    )
     assert props["schema:accessibilityHazard"] == ["none"]
     assert len(props["schema:accessibilitySummary"][0]) > 80
     assert props["dcterms:conformsTo"] == ["EPUB Accessibility 1.1 - WCAG 2.1 Level AA"]
@@ -112,7 +116,10 @@ def test_nav_lists_every_exercise_and_landmarks(book, pub):
         assert (f"exercise-{ex.slug}.xhtml", ex.title) in toc_links
     for a in pub.articles:
         assert any(h == f"article-{a.slug}.xhtml" and t == a.title for h, t in toc_links)
-    marks = {a.get(f"{{{NS['epub']}}}type"): a.get("href") for a in navs["landmarks"].iter(f"{{{NS['x']}}}a")}
+    marks = {
+        a.get(f"{{{NS['epub']}}}type"): a.get("href")
+        for a in navs["landmarks"].iter(f"{{{NS['x']}}}a")
+    }
     assert marks == {"cover": "cover.xhtml", "toc": "nav.xhtml",
                      "bodymatter": f"article-{pub.articles[0].slug}.xhtml"}
     spine = [i.get("idref") for i in xml(book, "EPUB/content.opf").find("opf:spine", NS)]
@@ -137,7 +144,10 @@ def test_every_document_is_accessible_xhtml(book):
     assert len(docs) > 15
     for name, text in docs.items():
         root = ET.fromstring(text)
-        assert root.get("lang") == "en-GB" and root.get("{http://www.w3.org/XML/1998/namespace}lang") == "en-GB", name
+        assert (
+            root.get("lang") == "en-GB"
+            and root.get("{http://www.w3.org/XML/1998/namespace}lang") == "en-GB"
+        ), name
         for img in root.iter(f"{{{NS['x']}}}img"):
             assert (img.get("alt") or "").strip(), f"{name}: image without alt text"
         levels = [int(el.tag[-1]) for el in root.iter() if re.fullmatch(r"\{[^}]+\}h[1-6]", el.tag)]

@@ -18,7 +18,9 @@ def render(text: str, **kw):
 
 
 def test_raw_html_never_passes_through():
-    body = render('<script>alert(1)</script>\n\n<img src=x onerror="alert(1)">\n\n[x](javascript:alert(1))')
+    body = render(
+        '<script>alert(1)</script>\n\n<img src=x onerror="alert(1)">\n\n[x](javascript:alert(1))'
+    )
     assert "<script" not in body.html and "<img src=x" not in body.html
     assert 'href="javascript:' not in body.html
     assert "&lt;script&gt;" in body.html
@@ -34,7 +36,10 @@ def test_lone_image_becomes_a_figure_with_caption():
 def test_image_errors_name_the_line():
     with pytest.raises(ContentError) as err:
         render("Intro\n\n![Face](images/missing.svg)")
-    assert err.value.message == "x.md:7: image 'images/missing.svg' not found (looked for content/images/missing.svg)"
+    assert (
+        err.value.message
+        == "x.md:7: image 'images/missing.svg' not found (looked for content/images/missing.svg)"
+    )
     with pytest.raises(ContentError) as err:
         render("![Face](../../../etc/passwd.png)")
     assert "points outside content/" in err.value.message
@@ -44,9 +49,13 @@ def test_image_errors_name_the_line():
 
 
 def test_callout_footnotes_tables_deflists_and_typography():
-    body = render('::: takeaways Key points\n- one\n:::\n\nSaid "hi" -- twice[^1]\n\nTerm\n: Definition\n\n'
-                  '| a | b |\n|---|---|\n| 1 | 2 |\n\n[^1]: A note.')
-    assert '<aside class="callout callout-takeaways" role="note" aria-label="Key points">' in body.html
+    body = render(
+        '::: takeaways Key points\n- one\n:::\n\nSaid "hi" -- twice[^1]\n\nTerm\n: Definition\n\n'
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\n[^1]: A note."
+    )
+    assert (
+        '<aside class="callout callout-takeaways" role="note" aria-label="Key points">' in body.html
+    )
     assert "“hi” – twice" in body.html
     assert "<dl>" in body.html and "<table>" in body.html
     assert 'role="doc-noteref"' in body.html and 'epub:type' not in body.html

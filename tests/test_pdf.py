@@ -101,7 +101,9 @@ def all_pdfs(*outs: Path) -> list[Path]:
 def test_every_font_is_a_theme_font_embedded_and_subset(demo_out, letter_out, shop_out,
                                                         minimal_out):
     # The minimal project's illustration labels its SVG text in plain "sans-serif".
-    assert 'font-family="sans-serif"' in (minimal_out.parent / "content/images/face.svg").read_text()
+    assert (
+        'font-family="sans-serif"' in (minimal_out.parent / "content/images/face.svg").read_text()
+    )
     for pdf in all_pdfs(demo_out, letter_out, shop_out, minimal_out):
         rows = run("pdffonts", str(pdf)).splitlines()[2:]
         assert rows, pdf

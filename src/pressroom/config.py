@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, overload
 
 from pressroom.errors import ConfigError
 from pressroom.fields import Fields, load_yaml
@@ -105,17 +105,27 @@ class Config:
         return replace(self, **given)
 
 
-def _url(f: Fields, key: str, required: bool = True) -> str | None:
-    value = f.str(key, required)
-    if value is not None and not value.startswith(("https://", "http://")):
-        raise f.error(key, f"'{f._key(key)}' must be a full URL starting with https://, got {value!r}")
+def _url(f: Fields, key: str) -> str:
+    value = f.text(key)
+    if not value.startswith(("https://", "http://")):
+        raise f.error(
+            key, f"'{f._key(key)}' must be a full URL starting with https://, got {value!r}"
+        )
     return value
 
 
+@overload
+def _email(f: Fields, key: str, required: Literal[True] = True) -> str: ...
+@overload
+def _email(f: Fields, key: str, required: bool) -> str | None: ...
+
+
 def _email(f: Fields, key: str, required: bool = True) -> str | None:
-    value = f.str(key, required)
+    value = f.text(key, required)
     if value is not None and not _EMAIL.match(value):
-        raise f.error(key, f"'{f._key(key)}' must be an email address like name@example.com, got {value!r}")
+        raise f.error(
+            key, f"'{f._key(key)}' must be an email address like name@example.com, got {value!r}"
+        )
     return value
 
 
@@ -128,37 +138,37 @@ def load_config(project: Path | str) -> Config:
                           "(a folder holding content/publication.yaml)?")
     data, lines = load_yaml(path.read_text(encoding="utf-8"), path)
     f = Fields(data, lines, path)
-    slug = f.str("slug")
+    slug = f.text("slug")
     if not _SLUG.match(slug):
         raise f.error("slug", f"'slug' must be lowercase words joined by hyphens, got {slug!r}")
-    language = f.str("language")
+    language = f.text("language")
     if not _LANG.match(language):
         raise f.error("language", f"'language' must be a language tag like en-GB, got {language!r}")
     a = f.mapping("author")
-    author = Author(name=a.str("name"), role=a.str("role"), bio=a.str("bio"))
+    author = Author(name=a.text("name"), role=a.text("role"), bio=a.text("bio"))
     a.done()
     c = f.mapping("contact")
-    contact = Contact(email=_email(c, "email"), phone=c.str("phone", False),
+    contact = Contact(email=_email(c, "email"), phone=c.text("phone", False),
                       address=c.str_list("address"))
     c.done()
     n = f.mapping("newsletter")
     newsletter = NewsletterSettings(
-        sender_name=n.str("sender_name"), sender_address=_email(n, "sender_address"),
+        sender_name=n.text("sender_name"), sender_address=_email(n, "sender_address"),
         reply_to=_email(n, "reply_to", False), signup_url=_url(n, "signup_url"),
-        booking_url=_url(n, "booking_url"), fallback_name=n.str("fallback_name", False, "there"))
+        booking_url=_url(n, "booking_url"), fallback_name=n.text("fallback_name", False, "there"))
     n.done()
     mail, smtp = f.raw("mail"), f.raw("smtp")
     for key, value in (("mail", mail), ("smtp", smtp)):
         if value is not None and not isinstance(value, dict):
             raise f.error(key, f"'{key}' must be a mapping of settings")
     config = Config(
-        project=project, path=path, title=f.str("title"), subtitle=f.str("subtitle"), slug=slug,
-        language=language, identifier=f.str("identifier"), date=f.date("date"), author=author,
-        publisher=f.str("publisher"), rights=f.str("rights"), description=f.str("description"),
+        project=project, path=path, title=f.text("title"), subtitle=f.text("subtitle"), slug=slug,
+        language=language, identifier=f.text("identifier"), date=f.date("date"), author=author,
+        publisher=f.text("publisher"), rights=f.text("rights"), description=f.text("description"),
         subjects=f.str_list("subjects"), website=_url(f, "website"), contact=contact,
-        newsletter=newsletter, disclaimer=f.str("disclaimer"), limitations=f.str("limitations"),
-        cover_illustration=f.str("cover_illustration", False),
-        paper=f.choice("paper", PAPER_SIZES, False, "a4"), theme=f.str("theme", False, "default"),
+        newsletter=newsletter, disclaimer=f.text("disclaimer"), limitations=f.text("limitations"),
+        cover_illustration=f.text("cover_illustration", False),
+        paper=f.choice("paper", PAPER_SIZES, False, "a4"), theme=f.text("theme", False, "default"),
         out=project / "output", mail=_freeze(mail or {}), smtp=_freeze(smtp) if smtp else None,
         lines=MappingProxyType(dict(lines)),
     )

@@ -60,7 +60,7 @@ def _body(config: Config, path: Path, text: str, line: int, slug: str, shift: in
 
 def _illustration(config: Config, f: Fields, key: str) -> Image:
     m = f.mapping(key)
-    src, alt = m.str("src"), m.str("alt")
+    src, alt = m.text("src"), m.text("alt")
     m.done()
     path = markdown.resolve_image(src, f.path, m.line_of("src"), config.content_dir)
     return Image(src=src, path=path, alt=alt)
@@ -70,8 +70,8 @@ def load_article(config: Config, path: Path) -> Article:
     """One article: title, summary, date, order + Markdown body."""
     slug = _slug_of(path)
     f, text, line = split_front_matter(path)
-    article = Article(slug=slug, path=path, title=f.str("title"), summary=f.str("summary"),
-                      date=f.date("date"), order=f.int("order", False, 100),
+    article = Article(slug=slug, path=path, title=f.text("title"), summary=f.text("summary"),
+                      date=f.date("date"), order=f.integer("order", False, 100),
                       body=_body(config, path, text, line, slug, shift=0))
     f.done()
     return article
@@ -82,12 +82,12 @@ def load_exercise(config: Config, path: Path) -> Exercise:
     slug = _slug_of(path)
     f, text, line = split_front_matter(path)
     ex = Exercise(
-        slug=slug, path=path, title=f.str("title"), area=f.str("area"),
-        muscles=f.str_list("muscles"), summary=f.str("summary", max_len=160),
-        hold_seconds=f.int("hold_seconds", minimum=0), reps=f.int("reps", minimum=1),
-        sets=f.int("sets", minimum=1), minutes=f.number("minutes", minimum=0.25),
-        frequency=f.str("frequency"), difficulty=f.choice("difficulty", DIFFICULTIES),
-        order=f.int("order", False, 100), illustration=_illustration(config, f, "illustration"),
+        slug=slug, path=path, title=f.text("title"), area=f.text("area"),
+        muscles=f.str_list("muscles"), summary=f.text("summary", max_len=160),
+        hold_seconds=f.integer("hold_seconds", minimum=0), reps=f.integer("reps", minimum=1),
+        sets=f.integer("sets", minimum=1), minutes=f.number("minutes", minimum=0.25),
+        frequency=f.text("frequency"), difficulty=f.choice("difficulty", DIFFICULTIES),
+        order=f.integer("order", False, 100), illustration=_illustration(config, f, "illustration"),
         steps=f.str_list("steps", min_items=2), tips=f.str_list("tips", False, 0),
         mistakes=f.str_list("mistakes", False, 0), cautions=f.str_list("cautions"),
         body=_body(config, path, text, line, slug, shift=1))
@@ -114,14 +114,18 @@ def load_routine(config: Config, path: Path, exercises: dict[str, Exercise]) -> 
     """A daily routine (items) or a programme (phases); exercise slugs must exist."""
     slug = _slug_of(path)
     f, text, line = split_front_matter(path)
-    title, kind = f.str("title"), f.choice("kind", ROUTINE_KINDS)
-    summary = f.str("summary")
+    title, kind = f.text("title"), f.choice("kind", ROUTINE_KINDS)
+    summary = f.text("summary")
     items: list[RoutineItem] = []
     phases: list[Phase] = []
     if kind == "daily":
         for item in f.mappings("items"):
-            ex = _exercise_ref(item, "exercise", item.str("exercise"), exercises)
-            items.append(RoutineItem(ex, item.number("minutes", minimum=0.25), item.str("note", max_len=100)))
+            ex = _exercise_ref(item, "exercise", item.text("exercise"), exercises)
+            items.append(
+                RoutineItem(
+                    ex, item.number("minutes", minimum=0.25), item.text("note", max_len=100)
+                )
+            )
             item.done()
     else:
         for ph in f.mappings("phases"):
@@ -129,11 +133,11 @@ def load_routine(config: Config, path: Path, exercises: dict[str, Exercise]) -> 
             refs = tuple(_exercise_ref(ph, "exercises", s, exercises,
                                        ph.lines.get(f"{ph.prefix}.exercises.{i}"))
                          for i, s in enumerate(slugs))
-            start, end = ph.int("start_week", minimum=1), ph.int("end_week", minimum=1)
+            start, end = ph.integer("start_week", minimum=1), ph.integer("end_week", minimum=1)
             if end < start:
                 raise ph.error("end_week", f"'end_week' ({end}) is before 'start_week' ({start})")
-            phases.append(Phase(ph.str("name"), start, end, ph.str("frequency"),
-                                ph.number("minutes", minimum=1), refs, ph.str("note")))
+            phases.append(Phase(ph.text("name"), start, end, ph.text("frequency"),
+                                ph.number("minutes", minimum=1), refs, ph.text("note")))
             ph.done()
     f.done()
     return Routine(slug=slug, path=path, title=title, kind=kind, summary=summary,
@@ -148,18 +152,26 @@ def load_newsletter(config: Config, path: Path, exercises: dict[str, Exercise]) 
         raise ContentError(path, None, "'index' is reserved for the newsletter archive page; "
                            "rename the file, e.g. 04-spring.md")
     f, text, line = split_front_matter(path)
-    subject = f.str("subject", max_len=150)
-    preheader = f.str("preheader", max_len=200)
+    subject = f.text("subject", max_len=150)
+    preheader = f.text("preheader", max_len=200)
     featured = tuple(_exercise_ref(f, "featured", s, exercises, f.lines.get(f"featured.{i}"))
                      for i, s in enumerate(f.str_list("featured", False, 0)))
     c = f.mapping("cta")
-    cta = CallToAction(c.str("label"), c.str("url"))
+    cta = CallToAction(c.text("label"), c.text("url"))
     if not cta.url.startswith(("https://", "http://", "mailto:")):
         raise c.error("url", f"'cta.url' must be a full https:// URL, got {cta.url!r}")
     c.done()
-    issue = Newsletter(slug=slug, path=path, subject=subject, preheader=preheader,
-                       date=f.date("date"), number=f.int("number", minimum=1), featured=featured,
-                       cta=cta, body=_body(config, path, text, line, slug, shift=0))
+    issue = Newsletter(
+        slug=slug,
+        path=path,
+        subject=subject,
+        preheader=preheader,
+        date=f.date("date"),
+        number=f.integer("number", minimum=1),
+        featured=featured,
+        cta=cta,
+        body=_body(config, path, text, line, slug, shift=0),
+    )
     f.done()
     return issue
 
@@ -213,9 +225,14 @@ def load_publication(config: Config) -> Publication:
                                    content_dir=root, id_prefix=key)
         except ContentError as exc:
             errors.append(exc.message)
-            return markdown.render("", path=config.path, first_line=1, content_dir=root, id_prefix=key)
+            return markdown.render(
+                "", path=config.path, first_line=1, content_dir=root, id_prefix=key
+            )
 
-    bio, disclaimer = pub_body("author.bio", config.author.bio), pub_body("disclaimer", config.disclaimer)
+    bio, disclaimer = (
+        pub_body("author.bio", config.author.bio),
+        pub_body("disclaimer", config.disclaimer),
+    )
     limitations = pub_body("limitations", config.limitations)
     cover = exercises[0].illustration if exercises else None
     if config.cover_illustration:
@@ -230,6 +247,7 @@ def load_publication(config: Config) -> Publication:
     if errors:
         raise PressroomError("\n".join(errors) if len(errors) == 1 else
                              f"{len(errors)} problems in content:\n" + "\n".join(errors))
+    assert cover is not None  # no cover without an error is itself an error above
     log.info("loaded %d article(s), %d exercise(s), %d routine(s), %d newsletter(s)",
              len(articles), len(exercises), len(routines), len(newsletters))
     return Publication(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import yaml
 
@@ -29,7 +29,9 @@ def load_yaml(text: str, path: Path, first_line: int = 1) -> tuple[Any, dict[str
         mark = getattr(exc, "problem_mark", None)
         line = first_line + mark.line if mark is not None else first_line
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ContentError(path, line, f"invalid YAML: {problem}; check the indentation and quoting") from exc
+        raise ContentError(
+            path, line, f"invalid YAML: {problem}; check the indentation and quoting"
+        ) from exc
     finally:
         loader.dispose()
     if node is None:
@@ -58,7 +60,13 @@ def _walk(node: yaml.Node, prefix: str, lines: dict[str, int], path: Path, first
             _walk(item, f"{prefix}.{i}" if prefix else str(i), lines, path, first)
 
 
-_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", list: "a list", dict: "a mapping"}
+_TYPE_WORDS = {
+    str: "text",
+    int: "a whole number",
+    float: "a number",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 class Fields:
@@ -91,27 +99,54 @@ class Fields:
         self.used.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
-                raise ContentError(self.path, self.line, f"missing required field '{self._key(key)}'")
+                raise ContentError(
+                    self.path, self.line, f"missing required field '{self._key(key)}'"
+                )
             return None
         return self.data[key]
 
-    def str(self, key: str, required: bool = True, default: str | None = None,
-            max_len: int | None = None) -> str | None:
+    # Each getter returns its type when the key is required or has a default, else type | None.
+    @overload
+    def text(self, key: str, required: Literal[True] = True, default: str | None = None,
+             max_len: int | None = None) -> str: ...
+    @overload
+    def text(self, key: str, required: bool, default: str, max_len: int | None = None) -> str: ...
+    @overload
+    def text(self, key: str, required: bool = True, default: None = None,
+             max_len: int | None = None) -> str | None: ...
+
+    def text(self, key: str, required: bool = True, default: str | None = None,
+             max_len: int | None = None) -> str | None:
         """A non-empty string (dates and numbers are not silently accepted)."""
         value = self._get(key, required)
         if value is None:
             return default
         if not isinstance(value, str):
-            raise self.error(key, f"'{self._key(key)}' must be text, got {value!r}; put it in quotes")
+            raise self.error(
+                key, f"'{self._key(key)}' must be text, got {value!r}; put it in quotes"
+            )
         value = value.strip()
         if not value and required:
             raise self.error(key, f"'{self._key(key)}' must not be empty")
         if max_len is not None and len(value) > max_len:
-            raise self.error(key, f"'{self._key(key)}' must be at most {max_len} characters, got {len(value)}")
+            raise self.error(
+                key, f"'{self._key(key)}' must be at most {max_len} characters, got {len(value)}"
+            )
         return value
 
-    def int(self, key: str, required: bool = True, default: int | None = None,
-            minimum: int | None = None) -> int | None:
+    @overload
+    def integer(self, key: str, required: Literal[True] = True, default: int | None = None,
+                minimum: int | None = None) -> int: ...
+    @overload
+    def integer(
+        self, key: str, required: bool, default: int, minimum: int | None = None
+    ) -> int: ...
+    @overload
+    def integer(self, key: str, required: bool = True, default: None = None,
+                minimum: int | None = None) -> int | None: ...
+
+    def integer(self, key: str, required: bool = True, default: int | None = None,
+                minimum: int | None = None) -> int | None:
         """A whole number, optionally with a minimum."""
         value = self._get(key, required)
         if value is None:
@@ -121,6 +156,15 @@ class Fields:
         if minimum is not None and value < minimum:
             raise self.error(key, f"'{self._key(key)}' must be at least {minimum}, got {value}")
         return value
+
+    @overload
+    def number(self, key: str, required: Literal[True] = True, default: float | None = None,
+               minimum: float = 0) -> float: ...
+    @overload
+    def number(self, key: str, required: bool, default: float, minimum: float = 0) -> float: ...
+    @overload
+    def number(self, key: str, required: bool = True, default: None = None,
+               minimum: float = 0) -> float | None: ...
 
     def number(self, key: str, required: bool = True, default: float | None = None,
                minimum: float = 0) -> float | None:
@@ -134,7 +178,15 @@ class Fields:
             raise self.error(key, f"'{self._key(key)}' must be at least {minimum}, got {value}")
         return value
 
-    def bool(self, key: str, required: bool = True, default: bool | None = None) -> bool | None:
+    @overload
+    def boolean(self, key: str, required: Literal[True] = True,
+                default: bool | None = None) -> bool: ...
+    @overload
+    def boolean(self, key: str, required: bool, default: bool) -> bool: ...
+    @overload
+    def boolean(self, key: str, required: bool = True, default: None = None) -> bool | None: ...
+
+    def boolean(self, key: str, required: bool = True, default: bool | None = None) -> bool | None:
         """true or false."""
         value = self._get(key, required)
         if value is None:
@@ -143,13 +195,29 @@ class Fields:
             raise self.error(key, f"'{self._key(key)}' must be true or false, got {value!r}")
         return value
 
+    @overload
+    def choice(self, key: str, choices: tuple[str, ...], required: Literal[True] = True,
+               default: str | None = None) -> str: ...
+    @overload
+    def choice(self, key: str, choices: tuple[str, ...], required: bool, default: str) -> str: ...
+    @overload
+    def choice(self, key: str, choices: tuple[str, ...], required: bool = True,
+               default: None = None) -> str | None: ...
+
     def choice(self, key: str, choices: tuple[str, ...], required: bool = True,
                default: str | None = None) -> str | None:
         """One of a fixed set of strings."""
-        value = self.str(key, required, default)
+        value = self.text(key, required, default)
         if value is not None and value not in choices:
-            raise self.error(key, f"'{self._key(key)}' must be one of {', '.join(choices)}; got {value!r}")
+            raise self.error(
+                key, f"'{self._key(key)}' must be one of {', '.join(choices)}; got {value!r}"
+            )
         return value
+
+    @overload
+    def date(self, key: str, required: Literal[True] = True) -> _dt.date: ...
+    @overload
+    def date(self, key: str, required: bool) -> _dt.date | None: ...
 
     def date(self, key: str, required: bool = True) -> _dt.date | None:
         """A date written as YYYY-MM-DD."""
@@ -170,7 +238,9 @@ class Fields:
         if not isinstance(value, list):
             raise self.error(key, f"'{self._key(key)}' must be a list (one '- item' per line)")
         if len(value) < min_items:
-            raise self.error(key, f"'{self._key(key)}' needs at least {min_items} item(s), got {len(value)}")
+            raise self.error(
+                key, f"'{self._key(key)}' needs at least {min_items} item(s), got {len(value)}"
+            )
         out = []
         for i, item in enumerate(value):
             if not isinstance(item, str) or not item.strip():
@@ -180,7 +250,12 @@ class Fields:
             out.append(item.strip())
         return tuple(out)
 
-    def mapping(self, key: str, required: bool = True) -> "Fields | None":
+    @overload
+    def mapping(self, key: str, required: Literal[True] = True) -> Fields: ...
+    @overload
+    def mapping(self, key: str, required: bool) -> Fields | None: ...
+
+    def mapping(self, key: str, required: bool = True) -> Fields | None:
         """A nested mapping, itself read strictly."""
         value = self._get(key, required)
         if value is None:
@@ -191,11 +266,15 @@ class Fields:
         """A list of nested mappings."""
         value = self._get(key, True)
         if not isinstance(value, list) or len(value) < min_items:
-            raise self.error(key, f"'{self._key(key)}' must be a list of at least {min_items} entries")
+            raise self.error(
+                key, f"'{self._key(key)}' must be a list of at least {min_items} entries"
+            )
         out = []
         for i, item in enumerate(value):
             sub = f"{self._key(key)}.{i}"
-            out.append(Fields(item, self.lines, self.path, sub, self.lines.get(sub, self.line_of(key))))
+            out.append(
+                Fields(item, self.lines, self.path, sub, self.lines.get(sub, self.line_of(key)))
+            )
         return out
 
     def raw(self, key: str) -> Any:
@@ -207,4 +286,6 @@ class Fields:
         for key in self.data:
             if key not in self.used:
                 known = ", ".join(sorted(self.used))
-                raise self.error(str(key), f"unknown field '{self._key(str(key))}' (known fields: {known})")
+                raise self.error(
+                    str(key), f"unknown field '{self._key(str(key))}' (known fields: {known})"
+                )

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from mdit_py_plugins.attrs import attrs_plugin
 from mdit_py_plugins.container import container_plugin
@@ -86,7 +87,8 @@ def _build(flavour: str) -> MarkdownIt:
                 f'role="doc-noteref"{extra}>{n}</a></sup>')
 
     def footnote_block_open(self, tokens, idx, options, env):
-        return '<section class="footnotes" role="doc-endnotes" aria-label="Notes">\n<h2 class="footnotes-title">Notes</h2>\n'
+        return ('<section class="footnotes" role="doc-endnotes" aria-label="Notes">\n'
+                '<h2 class="footnotes-title">Notes</h2>\n')
 
     def footnote_block_close(self, tokens, idx, options, env):
         return "</section>\n"
@@ -95,8 +97,10 @@ def _build(flavour: str) -> MarkdownIt:
         n = tokens[idx].meta["id"] + 1
         p = env["prefix"]
         if flavour == "epub":
-            return f'<aside epub:type="footnote" role="doc-footnote" id="{p}fn{n}" class="footnote"><span class="footnote-number">{n}.</span> '
-        return f'<div class="footnote" id="{p}fn{n}" role="doc-footnote"><span class="footnote-number">{n}.</span> '
+            return (f'<aside epub:type="footnote" role="doc-footnote" id="{p}fn{n}" '
+                    f'class="footnote"><span class="footnote-number">{n}.</span> ')
+        return (f'<div class="footnote" id="{p}fn{n}" role="doc-footnote">'
+                f'<span class="footnote-number">{n}.</span> ')
 
     def footnote_close(self, tokens, idx, options, env):
         return "</aside>\n" if flavour == "epub" else "</div>\n"
@@ -155,9 +159,14 @@ def render(markdown: str, *, path: Path, first_line: int, content_dir: Path, id_
                 if child.type == "image":
                     images.append(_image(child, md, path, current_line, content_dir))
     epub = _RENDERERS["epub"]
-    return Body(markdown=markdown, html=md.renderer.render(tokens, md.options, env),
-                xhtml=epub.renderer.render(tokens, epub.options, env), headings=tuple(headings),
-                images=tuple(images), has_footnotes=any(t.type == "footnote_block_open" for t in tokens))
+    return Body(
+        markdown=markdown,
+        html=md.renderer.render(tokens, md.options, env),
+        xhtml=epub.renderer.render(tokens, epub.options, env),
+        headings=tuple(headings),
+        images=tuple(images),
+        has_footnotes=any(t.type == "footnote_block_open" for t in tokens),
+    )
 
 
 def _plain(inline: Token) -> str:
@@ -165,12 +174,15 @@ def _plain(inline: Token) -> str:
 
 
 def _image(tok: Token, md: MarkdownIt, path: Path, line: int, content_dir: Path) -> Image:
-    src = tok.attrGet("src") or ""
-    alt = md.renderer.renderInlineAsText(tok.children or [], md.options, {}).strip()
+    src = str(tok.attrGet("src") or "")
+    alt = RendererHTML().renderInlineAsText(tok.children or [], md.options, {}).strip()
     if not alt:
-        raise ContentError(path, line, f"image '{src}' has no alt text; write ![what it shows]({src})")
+        raise ContentError(
+            path, line, f"image '{src}' has no alt text; write ![what it shows]({src})"
+        )
     resolved = resolve_image(src, path, line, content_dir)
-    return Image(src=src, path=resolved, alt=alt, caption=tok.attrGet("title"))
+    title = tok.attrGet("title")
+    return Image(src=src, path=resolved, alt=alt, caption=None if title is None else str(title))
 
 
 def resolve_image(src: str, path: Path, line: int | None, content_dir: Path) -> Path:

@@ -13,12 +13,16 @@ VIEW_URL = "{{ view_url }}"
 MARKERS = (FIRST_NAME, UNSUBSCRIBE_URL, VIEW_URL)
 
 
-def values(first_name: str | None, fallback: str, unsubscribe_url: str, view_url: str) -> dict[str, str]:
+def values(
+    first_name: str | None, fallback: str, unsubscribe_url: str, view_url: str
+) -> dict[str, str]:
     """The raw (unescaped) value of every marker for one recipient."""
     return _fields(first_name, fallback, unsubscribe_url, view_url)
 
 
-def _fields(first_name: str | None, fallback: str, unsubscribe_url: str, view_url: str) -> dict[str, str]:
+def _fields(
+    first_name: str | None, fallback: str, unsubscribe_url: str, view_url: str
+) -> dict[str, str]:
     name = (first_name or "").strip() or fallback
     return {FIRST_NAME: name, UNSUBSCRIBE_URL: unsubscribe_url, VIEW_URL: view_url}
 

@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,6 @@ def write_atomic(path: Path, data: bytes | str) -> int:
     return len(payload)
 
 
-def write_all(files: dict[Path, bytes | str]) -> dict[Path, int]:
+def write_all(files: Mapping[Path, bytes | str]) -> dict[Path, int]:
     """Write every file of a finished build (everything was rendered before the first write)."""
     return {path: write_atomic(path, data) for path, data in sorted(files.items())}

@@ -6,7 +6,7 @@ import logging
 import mimetypes
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Mapping
 from urllib.parse import unquote, urlsplit
 
 import click
@@ -27,7 +27,8 @@ CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright's own downl
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run")
 WIDTHS = (375, 800)
-SCHEMES = ("light", "dark")
+Scheme = Literal["light", "dark"]
+SCHEMES: tuple[Scheme, ...] = ("light", "dark")
 SAMPLE_NAME = "Alex"  # the greeting the previews show
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
@@ -99,7 +100,7 @@ def route_offline(context: "BrowserContext", site: str, fetch: Fetch) -> None:
     context.route("**/*", handle)
 
 
-def open_email(browser: "Browser", html: str, *, width: int, scheme: str, site: str,
+def open_email(browser: "Browser", html: str, *, width: int, scheme: Scheme, site: str,
                fetch: Fetch) -> "Page":
     """A page showing ``html`` at ``width`` px in the ``scheme`` colour scheme, offline."""
     context = browser.new_context(viewport={"width": width, "height": 900},

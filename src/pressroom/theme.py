@@ -25,7 +25,11 @@ BUILTIN_THEMES = Path(__file__).resolve().parents[2] / "themes"
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -49,7 +53,9 @@ class Theme:
             candidate = (folder / relative).resolve()
             if candidate.is_relative_to(folder.resolve()) and candidate.is_file():
                 return candidate
-        raise ThemeError(f"theme file '{relative}' not found in {', '.join(map(str, self.folders))}")
+        raise ThemeError(
+            f"theme file '{relative}' not found in {', '.join(map(str, self.folders))}"
+        )
 
     def render(self, template: str, **context: Any) -> str:
         """Render a template; template mistakes become ThemeError naming template:line."""

@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, Response, redirect, request, send_file
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import safe_join
+from werkzeug.wrappers import Response as BaseResponse
 
 from pressroom.config import Config, load_config
 from pressroom.errors import MailError
@@ -138,7 +139,9 @@ def create_app(config: Config, *, base_url: str | None = None, proxies: int = 0,
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        proxied = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        # Flask's documented way to wrap the WSGI app; its stubs declare wsgi_app a method.
+        app.wsgi_app = proxied  # type: ignore[method-assign]
     return app
 
 
@@ -289,7 +292,7 @@ def _routes(app: Flask, service: Service) -> None:
         return check_inbox(email)
 
     @app.get("/subscribe")
-    def subscribe_page() -> Response:
+    def subscribe_page() -> BaseResponse:
         return redirect("./#newsletter", 303)
 
     def subscriber_for(token: str, purpose: str):
@@ -365,7 +368,7 @@ def _routes(app: Flask, service: Service) -> None:
 
     @app.get("/", defaults={"path": ""})
     @app.get("/<path:path>")
-    def site(path: str) -> Response:
+    def site(path: str) -> BaseResponse:
         if any(part.startswith(".") for part in path.split("/")):
             return not_found()
         full = safe_join(str(service.site_dir), path) if path else str(service.site_dir)
@@ -411,8 +414,9 @@ def _routes(app: Flask, service: Service) -> None:
         response = service.page(exc.code or 500, title=exc.name, paragraphs=[
             "Sorry, that didn’t work. Please go back and try again."],
             links=[("Go to the home page", "/")])
-        if getattr(exc, "valid_methods", None):  # 405 says what is allowed
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:  # 405 says what is allowed
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     site_origin = f"{urlsplit(cfg.website).scheme}://{urlsplit(cfg.website).netloc}"

@@ -89,14 +89,14 @@ class Book:
         with zipfile.ZipFile(path) as zf:
             files = {info.filename: zf.read(info) for info in zf.infolist() if not info.is_dir()}
         container = ElementTree.fromstring(files["META-INF/container.xml"])
-        opf_path = next(el.get("full-path") for el in container.iter()
+        opf_path = next(el.get("full-path", "") for el in container.iter()
                         if el.tag.endswith("rootfile"))
         opf = ElementTree.fromstring(files[opf_path])
         base = posixpath.dirname(opf_path)
-        items = {el.get("id"): el.get("href") for el in opf.iter(f"{_OPF}item")}
+        items = {el.get("id", ""): el.get("href", "") for el in opf.iter(f"{_OPF}item")}
         chapters = []
         for ref in opf.iter(f"{_OPF}itemref"):
-            href = posixpath.normpath(posixpath.join(base, items[ref.get("idref")]))
+            href = posixpath.normpath(posixpath.join(base, items[ref.get("idref", "")]))
             m = _TITLE.search(files.get(href, b""))
             title = htmlmod.unescape(m.group(1).decode("utf-8").strip()) if m else href
             chapters.append((href, title or href))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import overload
 
 from pressroom.errors import MailError
 
@@ -53,6 +54,12 @@ def address_key(addr: str) -> str:
 def domain_of(addr: str) -> str:
     """The domain of an address (lower-case)."""
     return addr.rsplit("@", 1)[-1].lower()
+
+
+@overload
+def check_header(name: str, value: str) -> str: ...
+@overload
+def check_header(name: str, value: str | None) -> str | None: ...
 
 
 def check_header(name: str, value: str | None) -> str | None:

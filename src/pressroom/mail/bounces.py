@@ -86,6 +86,8 @@ def parse_report(msg: Message) -> list[Bounce] | None:
         return None
     bounces = []
     for block in blocks[1:]:  # the first block is per-message, the rest per-recipient
+        if not isinstance(block, Message):
+            continue
         recipient = _field(block, "Final-Recipient") or _field(block, "Original-Recipient")
         addr = recipient.split(";", 1)[-1].strip().strip("<>")
         action = _field(block, "Action").lower()

@@ -68,8 +68,12 @@ class Renderer:
         s = self.settings
         unsubscribe_url = s.unsubscribe_link(make_token(subscriber_id, UNSUBSCRIBE, self.key))
         fill = values(first_name, s.fallback_name, unsubscribe_url, self.view_url)
-        return self.template.build(to=email, to_name=" ".join(p for p in (first_name, last_name) if p),
-                                   values=fill, unsubscribe_https=unsubscribe_url)
+        return self.template.build(
+            to=email,
+            to_name=" ".join(p for p in (first_name, last_name) if p),
+            values=fill,
+            unsubscribe_https=unsubscribe_url,
+        )
 
 
 def open_transport(settings: MailSettings, smtp: SmtpSettings | None, folder: str) -> Transport:

@@ -63,6 +63,7 @@ class Ledger:
                 campaign_id = db.execute(
                     "INSERT INTO campaigns (issue, subject, status, created_at, updated_at) "
                     "VALUES (?, ?, 'sending', ?, ?)", (issue, subject, stamp, stamp)).lastrowid
+                assert campaign_id is not None  # set by every successful INSERT
             else:
                 campaign_id = row[0]
             key = tag or EVERYONE

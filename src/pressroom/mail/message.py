@@ -169,7 +169,9 @@ class MessageTemplate:
             head["List-Id"] = list_id_header(sender_name, list_id)
         self.list_header = _fold(head)
         self.text = PreparedBody(text)
-        self.html = PreparedBody(html, lambda v: escape(v, quote=True)) if html is not None else None
+        self.html = (
+            PreparedBody(html, lambda v: escape(v, quote=True)) if html is not None else None
+        )
 
     def build(self, *, to: str, to_name: str = "", values: dict[str, str] | None = None,
               unsubscribe_https: str | None = None, date: _dt.datetime | None = None) -> Outgoing:

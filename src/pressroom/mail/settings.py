@@ -107,7 +107,7 @@ def _config_errors() -> Iterator[None]:
 
 
 def _https(f: Fields, key: str, default: str) -> str:
-    value = f.str(key, False, default)
+    value = f.text(key, False, default)
     if not value.startswith("https://") or not urlsplit(value).netloc:
         raise f.error(key, f"'{f._key(key)}' must be an https:// URL (RFC 8058 one-click "
                            f"unsubscribe needs HTTPS), got {value!r}")
@@ -128,23 +128,23 @@ def mail_settings(config: Config) -> MailSettings:
 def _mail_settings(config: Config) -> MailSettings:
     f = _section(config, "mail", config.mail)
     news = config.newsletter
-    store = config.project / f.str("store", False, ".pressroom/subscribers.sqlite3")
+    store = config.project / f.text("store", False, ".pressroom/subscribers.sqlite3")
     store = store.resolve()
     if store.is_relative_to(config.out.resolve()):
         raise f.error("store", f"'mail.store' must be outside the output folder {config.out} "
                                "(a deleted build must never lose subscribers)")
     sender_domain = domain_of(news.sender_address)
-    list_id = f.str("list_id", False, f"{config.slug}.{_host(config.website)}")
+    list_id = f.text("list_id", False, f"{config.slug}.{_host(config.website)}")
     if "." not in list_id.strip(".") or not set(list_id) <= _LIST_ID_CHARS or ".." in list_id:
         raise f.error("list_id", f"'mail.list_id' must look like a domain name, e.g. "
                                  f"newsletter.example.com, got {list_id!r}")
     site = config.website.rstrip("/")
-    mailto = f.str("unsubscribe_mailto", False, f"unsubscribe@{sender_domain}")
+    mailto = f.text("unsubscribe_mailto", False, f"unsubscribe@{sender_domain}")
     try:
         mailto = normalise_address(mailto)
     except MailError as exc:
         raise f.error("unsubscribe_mailto", f"'mail.unsubscribe_mailto': {exc.message}") from exc
-    view_url = f.str("view_url", False, f"{site}/newsletters/")
+    view_url = f.text("view_url", False, f"{site}/newsletters/")
     if not view_url.startswith(("https://", "http://")):
         raise f.error("view_url", f"'mail.view_url' must be a full URL, got {view_url!r}")
     settings = MailSettings(
@@ -154,10 +154,10 @@ def _mail_settings(config: Config) -> MailSettings:
         unsubscribe_url=_https(f, "unsubscribe_url", f"{site}/unsubscribe"),
         unsubscribe_mailto=mailto,
         view_url=view_url if view_url.endswith("/") else view_url + "/",
-        soft_bounce_limit=f.int("soft_bounce_limit", False, 3, minimum=1),
-        max_attempts=f.int("max_attempts", False, 5, minimum=1),
+        soft_bounce_limit=f.integer("soft_bounce_limit", False, 3, minimum=1),
+        max_attempts=f.integer("max_attempts", False, 5, minimum=1),
         retry_backoff=float(f.number("retry_backoff", False, 30.0, minimum=0)),
-        fsync_ledger=f.bool("fsync_ledger", False, False),
+        fsync_ledger=f.boolean("fsync_ledger", False, False),
     )
     f.done()
     return settings
@@ -173,9 +173,9 @@ def smtp_settings(config: Config) -> SmtpSettings | None:
 
 def _smtp_settings(config: Config) -> SmtpSettings:
     f = _section(config, "smtp", config.smtp)
-    host = f.str("host")
+    host = f.text("host")
     security = f.choice("security", SECURITY, False, "starttls")
-    port = f.int("port", False, DEFAULT_PORTS[security], minimum=1)
+    port = f.integer("port", False, DEFAULT_PORTS[security], minimum=1)
     if port > 65535:
         raise f.error("port", f"'smtp.port' must be at most 65535, got {port}")
     timeout = f.number("timeout", False, 30.0, minimum=1)
@@ -184,9 +184,9 @@ def _smtp_settings(config: Config) -> SmtpSettings:
         raise f.error("rate", "'smtp.rate' must be more than 0 messages per second; "
                               "leave it out for no limit")
     settings = SmtpSettings(
-        host=host, port=port, security=security, username=f.str("username", False),
+        host=host, port=port, security=security, username=f.text("username", False),
         timeout=float(timeout), rate=float(rate) if rate is not None else None,
-        hourly_cap=f.int("hourly_cap", False, None, minimum=1),
+        hourly_cap=f.integer("hourly_cap", False, None, minimum=1),
         dkim=_dkim(config, f.mapping("dkim", False)),
     )
     f.done()
@@ -196,8 +196,8 @@ def _smtp_settings(config: Config) -> SmtpSettings:
 def _dkim(config: Config, f: Fields | None) -> DkimSettings | None:
     if f is None:
         return None
-    domain, selector = f.str("domain").lower(), f.str("selector")
-    key_file = config.project / f.str("key_file")
+    domain, selector = f.text("domain").lower(), f.text("selector")
+    key_file = config.project / f.text("key_file")
     try:
         key = key_file.read_bytes()
     except OSError as exc:

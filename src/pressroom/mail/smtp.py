@@ -109,6 +109,7 @@ class SmtpTransport:
     def _open(self) -> smtplib.SMTP:
         s = self.settings
         context = ssl.create_default_context()
+        conn: smtplib.SMTP
         if s.security == "ssl":
             conn = smtplib.SMTP_SSL(s.host, s.port, local_hostname=self.helo, timeout=s.timeout,
                                     context=context)
@@ -130,8 +131,9 @@ class SmtpTransport:
             raise
         return conn
 
-    def connect(self) -> None:
-        """Open, secure and log in; TransportError says whether trying again may help."""
+    def connect(self) -> smtplib.SMTP:
+        """Open, secure and log in (and return the connection); TransportError says whether
+        trying again may help."""
         s = self.settings
         try:
             self.conn = self._open()
@@ -151,6 +153,7 @@ class SmtpTransport:
                                  f"({exc or type(exc).__name__}); check smtp.host and smtp.port, "
                                  "then run the command again to resume", transient=True) from exc
         log.info("connected to %s", self.where)
+        return self.conn
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -183,10 +186,9 @@ class SmtpTransport:
              label: str = "") -> Outcome:
         """Deliver one message to one recipient; ``on_data`` runs just before DATA is sent."""
         for fresh in (self.conn is None, True):
-            if self.conn is None:
-                self.connect()
+            conn = self.conn if self.conn is not None else self.connect()
             try:
-                code, resp = self.conn.mail(sender)
+                code, resp = conn.mail(sender)
                 break
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 self._drop()  # an idle connection the server closed: reconnect once
@@ -195,20 +197,20 @@ class SmtpTransport:
         if code != 250:
             return self._abort(classify(code, resp, "MAIL"))
         try:
-            code, resp = self.conn.rcpt(recipient)
+            code, resp = conn.rcpt(recipient)
             if code not in (250, 251):
                 return self._abort(classify(code, resp, "RCPT"))
             on_data()
-            code, resp = self.conn.docmd("DATA")
+            code, resp = conn.docmd("DATA")
             if code != 354:
                 return self._abort(classify(code, resp, "DATA"))
-            self.conn.send(wire_payload(data))
+            conn.send(wire_payload(data))
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             # Until the final "." has gone out the server cannot have accepted the message.
             self._drop()
             return Outcome(RETRY, f"connection lost before the message was complete ({exc})")
         try:
-            code, resp = self.conn.getreply()
+            code, resp = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             return Outcome(UNKNOWN, f"connection lost after the message was sent, before the "

@@ -6,9 +6,9 @@ import datetime as _dt
 import logging
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from pressroom.errors import MailError
 from pressroom.mail.addresses import address_key, check_header, normalise_address
@@ -212,11 +212,10 @@ class Store:
 
     # -- subscribers ---------------------------------------------------------------------------
 
-    def _row(self, row: tuple) -> Subscriber:
+    def _row(self, row: tuple[Any, ...]) -> Subscriber:
         tags = tuple(t for (t,) in self.db.execute(
             "SELECT tag FROM subscriber_tags WHERE subscriber_id = ?", (row[0],)))
-        tags = tuple(sorted(tags, key=str.lower))
-        return Subscriber(*row, tags=tags)
+        return replace(Subscriber(*row), tags=tuple(sorted(tags, key=str.lower)))
 
     def get(self, subscriber_id: int) -> Subscriber | None:
         """The subscriber with this id, or None."""
@@ -243,8 +242,8 @@ class Store:
             if not rows:
                 return
             for *row, tags in rows:
-                yield Subscriber(*row, tags=tuple(sorted((tags or "").split("\x1f"),
-                                                         key=str.lower)) if tags else ())
+                yield replace(Subscriber(*row), tags=tuple(sorted(tags.split("\x1f"),
+                                                                  key=str.lower)) if tags else ())
             last = rows[-1][0]
 
     def suppression(self, email: str) -> str | None:
@@ -271,6 +270,7 @@ class Store:
             (email, address_key(email), first_name, last_name, status, source,
              consent_at or stamp, stamp, stamp))
         subscriber_id = cur.lastrowid
+        assert subscriber_id is not None  # set by every successful INSERT
         self.add_tags(subscriber_id, tags)
         self.event("added", source, subscriber_id, email, status)
         return subscriber_id

@@ -41,7 +41,7 @@ def add_subscriber(config: Config, email: str, *, first_name: str = "", last_nam
                             "re-subscribes a suppressed address: they can sign up again themselves")
         subscriber_id = store.insert(email, first_name=first_name.strip(),
                                      last_name=last_name.strip(), tags=tags, source=source)
-        return store.get(subscriber_id)
+        return _reload(store, subscriber_id)
 
 
 def list_subscribers(config: Config, status: str | None = None) -> Iterator[Subscriber]:
@@ -52,12 +52,19 @@ def list_subscribers(config: Config, status: str | None = None) -> Iterator[Subs
         yield from store.iter_subscribers(status)
 
 
+def _reload(store: Store, subscriber_id: int) -> Subscriber:
+    """The subscriber just written (rows are never deleted), as the store now has it."""
+    subscriber = store.get(subscriber_id)
+    assert subscriber is not None, subscriber_id
+    return subscriber
+
+
 def _unsubscribe(store: Store, subscriber: Subscriber, source: str) -> Subscriber:
     with store.transaction():
         store.suppress(subscriber.email, "unsubscribed", source)
         if subscriber.status not in SUPPRESSING:
             log.info("unsubscribed %s (%s)", subscriber.email, source)
-    return store.get(subscriber.id)
+    return _reload(store, subscriber.id)
 
 
 def unsubscribe_by_token(store: Store, token: str, source: str) -> Subscriber:
@@ -81,7 +88,7 @@ def confirm_subscriber(store: Store, token: str, source: str = "double-opt-in") 
             store.db.execute("DELETE FROM suppressions WHERE email_key = ?",
                              (address_key(subscriber.email),))
             store.event("confirmed", source, subscriber.id)
-    return store.get(subscriber.id)
+    return _reload(store, subscriber.id)
 
 
 def unsubscribe(config: Config, email: str | None = None, token: str | None = None,
@@ -98,8 +105,9 @@ def unsubscribe(config: Config, email: str | None = None, token: str | None = No
         raise MailError("give either an EMAIL or --token, not both")
     with open_store(mail_settings(config).store) as store:
         if token is not None:
-            subscriber = unsubscribe_by_token(store, token, f"{source}:token")
-            return subscriber, subscriber.email
+            by_token = unsubscribe_by_token(store, token, f"{source}:token")
+            return by_token, by_token.email
+        assert email is not None  # checked above: one of email and token
         email = normalise_address(email)
         subscriber = store.find(email)
         if subscriber is None:

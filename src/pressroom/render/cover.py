@@ -16,7 +16,7 @@ from pressroom.model import Publication
 from pressroom.theme import Theme
 
 WIDTH, HEIGHT = 1600, 2400
-# fontTools warns that the OFL fonts' 'created' dates look odd; harmless, and not the user's concern.
+# fontTools warns that the OFL fonts' 'created' dates look odd: harmless, not the user's concern.
 logging.getLogger("fontTools.ttLib.tables._h_e_a_d").setLevel(logging.ERROR)
 
 
@@ -77,16 +77,30 @@ def cover_svg(pub: Publication, theme: Theme) -> str:
     sub_lines = wrap(body, cfg.subtitle, 58, WIDTH - 360)
     title_top = 1020
     sub_top = title_top + len(title_lines) * 165 + 60
-    paths = [f'<path fill="{c["tint"]}" d="{d}"/>' for d in _centred(heading, title_lines, title_top, 150, 1.1)]
-    paths += [f'<path fill="{c["brand_tint"]}" d="{d}"/>' for d in _centred(body, sub_lines, sub_top, 58, 1.35)]
-    paths += [f'<path fill="{c["tint"]}" d="{d}"/>' for d in _centred(body, [cfg.author.name.upper()], 2040, 54, 1)]
-    paths += [f'<path fill="{c["brand_tint"]}" d="{d}"/>' for d in _centred(body, [cfg.publisher], 2120, 44, 1)]
+    paths = [
+        f'<path fill="{c["tint"]}" d="{d}"/>'
+        for d in _centred(heading, title_lines, title_top, 150, 1.1)
+    ]
+    paths += [
+        f'<path fill="{c["brand_tint"]}" d="{d}"/>'
+        for d in _centred(body, sub_lines, sub_top, 58, 1.35)
+    ]
+    paths += [
+        f'<path fill="{c["tint"]}" d="{d}"/>'
+        for d in _centred(body, [cfg.author.name.upper()], 2040, 54, 1)
+    ]
+    paths += [
+        f'<path fill="{c["brand_tint"]}" d="{d}"/>'
+        for d in _centred(body, [cfg.publisher], 2120, 44, 1)
+    ]
     logo = theme.asset(theme.tokens["logo"]).read_text(encoding="utf-8")
     logo_inner = logo.split(">", 1)[1].rsplit("</svg>", 1)[0]
-    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">
+    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" \
+viewBox="0 0 {WIDTH} {HEIGHT}">
 <title>{html.escape(cfg.title)}</title>
 <rect width="{WIDTH}" height="{HEIGHT}" fill="{c["brand"]}"/>
-<rect x="70" y="70" width="{WIDTH - 140}" height="{HEIGHT - 140}" fill="none" stroke="{c["tint"]}" stroke-width="4" opacity="0.6"/>
+<rect x="70" y="70" width="{WIDTH - 140}" height="{HEIGHT - 140}" fill="none" \
+stroke="{c["tint"]}" stroke-width="4" opacity="0.6"/>
 <circle cx="{WIDTH / 2}" cy="2700" r="1050" fill="{c["brand_dark"]}" opacity="0.55"/>
 <g transform="translate({WIDTH / 2 - 150} 420) scale(2.5)">{logo_inner}</g>
 <rect x="{WIDTH / 2 - 90}" y="{title_top - 190}" width="180" height="6" fill="{c["accent"]}"/>

@@ -132,8 +132,9 @@ class _Audit(HTMLParser):
                                      + shown)
         elif tag == "a" and not (a.get("href") or "").strip():
             self.problems.append(f"link without href: {shown}")
-        if a.get("style"):
-            self.css.append(a["style"])
+        style = a.get("style")
+        if style:
+            self.css.append(style)
         self._in_style = tag == "style"
 
     def handle_endtag(self, tag: str) -> None:
@@ -239,7 +240,9 @@ class EmailRenderer:
                         tag: str | None) -> RenderError:
         """Name the template file and line of a problem found in the MJML it rendered."""
         env = self.theme.env
-        source, filename, _ = env.loader.get_source(env, TEMPLATE)
+        assert env.loader is not None  # the theme's Environment always has its folder loader
+        source, found_in, _ = env.loader.get_source(env, TEMPLATE)
+        filename = found_in or TEMPLATE
         location = None
         if tag:
             m = re.search(rf"<{re.escape(tag)}[\s/>]", source)
@@ -331,13 +334,19 @@ class EmailRenderer:
     def images(self, issues) -> dict[str, bytes]:
         """Raster copies (2x for sharp screens) of the logo and every image the issues show."""
         folder = "site/newsletters/images"
-        out = {f"{folder}/logo.png": _raster(self.theme.asset(self.theme.tokens["logo"]), 128, self.cfg.project)}
+        out = {
+            f"{folder}/logo.png": _raster(
+                self.theme.asset(self.theme.tokens["logo"]), 128, self.cfg.project
+            )
+        }
         for issue in issues:
             for ex in issue.featured:
                 name = image_file_name(ex.illustration)
                 out[f"{folder}/{name}"] = _raster(ex.illustration.path, 440, self.cfg.project)
             for img in issue.body.images:
-                out[f"{folder}/{image_file_name(img)}"] = _raster(img.path, 2 * BODY_IMAGE_PX, self.cfg.project)
+                out[f"{folder}/{image_file_name(img)}"] = _raster(
+                    img.path, 2 * BODY_IMAGE_PX, self.cfg.project
+                )
         return out
 
 

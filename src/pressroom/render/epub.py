@@ -54,11 +54,15 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
     book.add_metadata("DC", "title", cfg.title, {"id": "pub-title"})
     book.add_metadata(None, "meta", "main", {"refines": "#pub-title", "property": "title-type"})
     book.add_metadata("DC", "title", cfg.subtitle, {"id": "pub-subtitle"})
-    book.add_metadata(None, "meta", "subtitle", {"refines": "#pub-subtitle", "property": "title-type"})
+    book.add_metadata(
+        None, "meta", "subtitle", {"refines": "#pub-subtitle", "property": "title-type"}
+    )
     book.add_metadata("DC", "creator", cfg.author.name, {"id": "pub-creator"})
     book.add_metadata(None, "meta", "aut", {"refines": "#pub-creator", "property": "role",
                                             "scheme": "marc:relators"})
-    book.add_metadata(None, "meta", cfg.author.name, {"refines": "#pub-creator", "property": "file-as"})
+    book.add_metadata(
+        None, "meta", cfg.author.name, {"refines": "#pub-creator", "property": "file-as"}
+    )
     book.add_metadata("DC", "publisher", cfg.publisher)
     book.add_metadata("DC", "date", cfg.date.isoformat())
     book.add_metadata("DC", "rights", cfg.rights)
@@ -96,7 +100,9 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
                     loop_first=i == 0) for i, a in enumerate(pub.articles)]
     part = doc("exercises.xhtml", "The exercises", "exercises.xhtml")
     exercises = [doc(link(ex), ex.title, "exercise.xhtml", ex=ex) for ex in pub.exercises]
-    routines = doc("routines.xhtml", "Routines", "routines.xhtml", link=link) if pub.routines else None
+    routines = (
+        doc("routines.xhtml", "Routines", "routines.xhtml", link=link) if pub.routines else None
+    )
     about = doc("about.xhtml", "About the author", "about.xhtml")
     back = doc("back.xhtml", "Keep going", "back.xhtml",
                handout_url=f"{cfg.website.rstrip('/')}/downloads/{cfg.slug}-handout.pdf")

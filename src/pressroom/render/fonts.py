@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import string
+from functools import partial
 
 from pressroom.assets import cached
 from pressroom.model import Publication
@@ -15,7 +16,9 @@ _TAGS = re.compile(r"<[^>]+>")
 
 def font_files(theme: Theme) -> list[tuple[str, str]]:
     """(family key, theme-relative file) for every face the theme declares."""
-    return [(key, f["file"]) for key in ("body", "heading") for f in theme.tokens["fonts"][key]["files"]]
+    return [
+        (key, f["file"]) for key in ("body", "heading") for f in theme.tokens["fonts"][key]["files"]
+    ]
 
 
 def subset(data: bytes, text: str) -> bytes:
@@ -52,6 +55,6 @@ def embed_epub_fonts(book, pub: Publication, theme: Theme) -> None:
         data = theme.asset(rel).read_bytes()
         # Cached by font and character set: an unchanged book needs no HarfBuzz at all.
         content = cached(pub.config.project, data + text.encode("utf-8"), name.rsplit(".", 1)[1],
-                         lambda data=data: subset(data, text))
+                         partial(subset, data, text))
         book.add_item(epub.EpubItem(uid=f"font-{name.rsplit('.', 1)[0]}", file_name=f"fonts/{name}",
                                     media_type=media, content=content))

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pressroom.errors import RenderError
 from pressroom.fetch import make_fetcher
-from pressroom.model import Publication
+from pressroom.model import Publication, Routine
 from pressroom.render.epub import build_time
 from pressroom.theme import Theme
 
@@ -65,6 +65,12 @@ def handout_html(pub: Publication, theme: Theme, paper: str, print_shop: bool) -
     return theme.render("pdf/handout.html", css=css, **ctx)
 
 
+def _daily(pub: Publication) -> Routine:
+    """The daily routine; the quick-reference sheet is only made for a publication with one."""
+    assert pub.daily is not None
+    return pub.daily
+
+
 def quickref_html(pub: Publication, theme: Theme, paper: str, print_shop: bool,
                   fit: int = 0) -> str:
     """The exact HTML document fed to WeasyPrint for the quick-reference sheet.
@@ -73,7 +79,8 @@ def quickref_html(pub: Publication, theme: Theme, paper: str, print_shop: bool,
     (0 = roomiest) shrinks them and the type step by step (see :func:`quickref_pdf`).
     """
     ctx = _context(pub, theme, paper, print_shop, "quick-reference")
-    rows = max(1, math.ceil(len(pub.daily.items) / 2))
+    daily = _daily(pub)
+    rows = max(1, math.ceil(len(daily.items) / 2))
     # The page less its margins (quickref.css), header, footer and the 3 mm gaps between rows.
     tiles_mm = (ctx["page_h"] - QUICKREF_MARGINS_MM - QUICKREF_HEADER_MM - QUICKREF_FOOTER_MM
                 - 3 * (rows - 1))
@@ -174,8 +181,8 @@ def quickref_pdf(pub: Publication, theme: Theme, paper: str, print_shop: bool,
         compact = layout(last)
         if len(compact.pages) > 1:
             raise RenderError(
-                f"{document}: the daily routine '{pub.daily.title}' does not fit on one page "
-                f"({len(pub.daily.items)} exercises, notes included); shorten the notes or move "
+                f"{document}: the daily routine '{_daily(pub).title}' does not fit on one page "
+                f"({len(_daily(pub).items)} exercises, notes included); shorten the notes or move "
                 "exercises into another routine")
         doc = next((d for d in map(layout, range(1, last)) if len(d.pages) == 1), compact)
     return write_document(doc, document)
