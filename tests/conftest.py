@@ -10,6 +10,8 @@ from sitetest import Inbox, LiveServer
 
 from projects import ROOT, build_project, copy_project, smtp_sink  # noqa: F401 (re-exported)
 
+pytest_plugins = ["ci_skips"]  # CI=true: a skipped test fails
+
 # Pinned (not defaulted): `make test` exports the last commit's time for builds.
 os.environ["SOURCE_DATE_EPOCH"] = "1767225600"  # 2026-01-01
 

@@ -14,6 +14,7 @@ import click
 from pressroom.cli import load, project_options
 from pressroom.web_cli import PREVIEW_PORT, live_preview, server_options
 
+from pressroom.browser import CHROMIUM_ARGS, require_chromium
 from pressroom.errors import RenderError
 
 if TYPE_CHECKING:  # Playwright is a dev/preview dependency, imported only when used.
@@ -23,9 +24,6 @@ if TYPE_CHECKING:  # Playwright is a dev/preview dependency, imported only when 
 
 log = logging.getLogger(__name__)
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; Playwright's own download is never used
-CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run")
 WIDTHS = (375, 800)
 Scheme = Literal["light", "dark"]
 SCHEMES: tuple[Scheme, ...] = ("light", "dark")
@@ -36,16 +34,16 @@ Fetch = Callable[[str], "bytes | None"]
 
 
 @contextmanager
-def chromium(executable: Path = CHROMIUM) -> Iterator["Browser"]:
-    """Start the system's headless Chromium through Playwright and close it afterwards."""
+def chromium(executable: Path | None = None) -> Iterator["Browser"]:
+    """Start the system's headless Chromium (see :mod:`pressroom.browser`) through Playwright
+    and close it afterwards."""
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError as exc:
         raise RenderError("screenshots need Playwright's Python package: pip install "
-                          "'pressroom[dev]' (the system Chromium is used; no "
+                          "'pressroom[preview]' (the system Chromium is used; no "
                           "`playwright install` needed)") from exc
-    if not executable.is_file():
-        raise RenderError(f"screenshots need Chromium at {executable}: apt-get install chromium")
+    executable = executable or require_chromium()
     with sync_playwright() as pw:
         try:
             browser = pw.chromium.launch(executable_path=str(executable), args=list(CHROMIUM_ARGS))
