@@ -9,6 +9,11 @@ section=${1:?usage: system-deps.sh build|test [--dry-run]}
 dry_run=${2:-}
 list=${PRESSROOM_SYSTEM_PACKAGES:-$(dirname "$0")/../system-packages.txt}
 
+if [[ ! -r $list ]]; then
+  echo "system-deps.sh: cannot read the package list $list" >&2
+  exit 2
+fi
+
 case $section in
   build) wanted="build" ;;
   test) wanted="build test" ;;
