@@ -34,19 +34,29 @@ def build_project(project: Path, **overrides) -> Path:
 SECRET = "test-secret-key-0123456789abcdef"
 
 
-def free_port() -> int:
+@contextlib.contextmanager
+def closed_port():
+    """A port on 127.0.0.1 where nobody listens, for as long as the block runs: the socket is
+    bound (so no other program can take the port) but never listens, so connecting is refused."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 @contextlib.contextmanager
 def smtp_sink(handler, **options):
     """A real SMTP server (aiosmtpd) on 127.0.0.1 passing messages to ``handler``; ``options``
-    go to its Controller (TLS, authentication)."""
+    go to its Controller (TLS, authentication). It listens on a port the kernel picks (port 0),
+    read back as ``controller.port``, so two servers can never race for one."""
     from aiosmtpd.controller import Controller
 
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+    class PortZeroController(Controller):
+        def _trigger_server(self):
+            if self.port == 0:  # the server is bound by now: learn the port before connecting
+                self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    controller = PortZeroController(handler, hostname="127.0.0.1", port=0, **options)
     controller.start()
     try:
         yield controller

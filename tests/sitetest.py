@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 from pressroom.config import Config, load_config
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
-from projects import SECRET, free_port  # noqa: F401  (re-exported for the web tests)
+from projects import SECRET, closed_port  # noqa: F401  (re-exported for the web tests)
 
 ORIGIN_OK = "http://localhost"  # what Flask's test client calls itself
 

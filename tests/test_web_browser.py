@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -245,8 +244,8 @@ def test_preview_page_fits_and_passes_axe(browser, preview, width):
 
 
 def test_preview_reloads_itself_after_a_content_change(browser, preview):
-    stop = threading.Event()
-    watcher = threading.Thread(target=preview.watch, args=(stop, 0.1), daemon=True)
+    stop, ready = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=preview.watch, args=(stop, 0.1, ready), daemon=True)
     watcher.start()
     issue = preview.config.content_dir / "newsletters" / "01-hello.md"
     original = issue.read_text(encoding="utf-8")
@@ -256,7 +255,7 @@ def test_preview_reloads_itself_after_a_content_change(browser, preview):
     try:
         page.goto(preview.url + "/")
         before = page.get_attribute("html", "data-version")
-        time.sleep(0.3)  # the watcher's first look
+        assert ready.wait(30), "the watcher never took its first look"
         issue.write_text(original.replace("subject: Hello from the test clinic",
                                           "subject: Freshly edited subject"), encoding="utf-8")
         page.wait_for_function(f"() => document.documentElement.dataset.version !== '{before}'",

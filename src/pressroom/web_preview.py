@@ -164,9 +164,13 @@ class Preview:
                     seen[path] = (st.st_mtime_ns, st.st_size)
         return seen
 
-    def watch(self, stop: threading.Event, interval: float = WATCH_INTERVAL) -> None:
-        """Rebuild whenever a watched file changes, until ``stop`` is set."""
+    def watch(self, stop: threading.Event, interval: float = WATCH_INTERVAL,
+              ready: threading.Event | None = None) -> None:
+        """Rebuild whenever a watched file changes, until ``stop`` is set; ``ready`` is set once
+        the files have been looked at (a change after that is seen)."""
         last = self.watched()
+        if ready is not None:
+            ready.set()
         while not stop.wait(interval):
             now = self.watched()
             if now != last:

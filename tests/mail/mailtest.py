@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from pressroom.config import load_config
-from projects import SECRET, free_port  # noqa: F401  (re-exported for the mail tests)
+from projects import SECRET, closed_port  # noqa: F401  (re-exported for the mail tests)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

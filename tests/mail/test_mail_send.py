@@ -181,12 +181,13 @@ def test_policy_rejection_pauses_campaign_and_suppresses_nobody(tmp_path, server
 
 
 def test_unreachable_server_pauses_after_bounded_attempts(tmp_path):
-    from mailtest import free_port
+    from mailtest import closed_port
 
-    project = make_project(tmp_path, {"host": "127.0.0.1", "port": free_port(), "security": "none",
-                                      "timeout": 2}, mail={"max_attempts": 2})
-    add_subscribers(project, 3)
-    result = send_campaign(config_of(project), ISSUE)
+    with closed_port() as port:
+        project = make_project(tmp_path, {"host": "127.0.0.1", "port": port, "security": "none",
+                                          "timeout": 2}, mail={"max_attempts": 2})
+        add_subscribers(project, 3)
+        result = send_campaign(config_of(project), ISSUE)
     assert result.paused.startswith("cannot reach the SMTP server 127.0.0.1:")
     assert "check smtp.host and smtp.port, then run the command again to resume" in result.paused
     assert {row[0] for row in ledger(project).values()} == {"pending"}
