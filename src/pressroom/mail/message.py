@@ -126,7 +126,7 @@ class PreparedBody:
 
     def __init__(self, template: str, escape: Callable[[str], str] = lambda v: v) -> None:
         parts = _MARKER.split(template.replace("\r\n", "\n"))
-        self.static = [binascii.b2a_qp(p.encode("utf-8"), istext=True) for p in parts[::2]]
+        self.static = [_qp(p.encode("utf-8")) for p in parts[::2]]
         self.markers = parts[1::2]
         self.escape = escape
 
@@ -135,7 +135,7 @@ class PreparedBody:
         out = [self.static[0]]
         for marker, static in zip(self.markers, self.static[1:]):
             value = self.escape(values[marker]).encode("utf-8")
-            out += [b"=\n", binascii.b2a_qp(value, istext=True), b"=\n", static]
+            out += [b"=\n", _qp(value), b"=\n", static]
         return _crlf(b"".join(out))
 
 
@@ -238,6 +238,26 @@ def build_message(*, sender: str, sender_name: str, to: str, to_name: str = "", 
 def _fold(msg: EmailMessage) -> bytes:
     """A message's headers as folded CRLF bytes (the default policy's folding)."""
     return b"".join(WIRE.fold_binary(name, value) for name, value in msg.raw_items())
+
+
+def _qp(data: bytes) -> bytes:
+    """Quoted-printable text, every line at most 76 characters (RFC 2045 6.7).
+
+    ``binascii.b2a_qp`` lets a line grow to 77-78 when it ends in a space it encodes as =20:
+    such lines get one more soft line break, never inside an =XX escape.
+    """
+    lines = []
+    for line in binascii.b2a_qp(data, istext=True).split(b"\n"):
+        while len(line) > 76:
+            cut = 75  # 75 characters and the soft break's "="
+            if line[cut - 1:cut] == b"=":
+                cut -= 1
+            elif line[cut - 2:cut - 1] == b"=":
+                cut -= 2
+            lines.append(line[:cut] + b"=")
+            line = line[cut:]
+        lines.append(line)
+    return b"\n".join(lines)
 
 
 def _crlf(encoded: bytes) -> bytes:
