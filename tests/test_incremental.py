@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from pressroom.build import build
@@ -59,9 +60,11 @@ def test_removed_newsletter_leaves_no_stale_files(project):
 
 
 def test_parallel_and_serial_builds_are_identical(project, tmp_path):
-    config = load_config(project)
-    serial = build(config.with_overrides(out=tmp_path / "serial"), parallel=False)
-    parallel = build(config.with_overrides(out=tmp_path / "parallel"), parallel=True)
+    # Separate copies: the second build cannot reuse the first one's derived-file cache.
+    twin = tmp_path / "twin"
+    shutil.copytree(project, twin)
+    serial = build(load_config(project).with_overrides(out=tmp_path / "serial"), parallel=False)
+    parallel = build(load_config(twin).with_overrides(out=tmp_path / "parallel"), parallel=True)
     assert sorted(serial.rendered) == sorted(parallel.rendered)
     for path in serial.written:
         twin = tmp_path / "parallel" / path.relative_to(tmp_path / "serial")

@@ -120,7 +120,9 @@ def test_every_font_is_a_theme_font_embedded_and_subset(demo_out, letter_out, sh
 @pytest.mark.parametrize("paper", ["a4", "letter"])
 def test_page_size_tagged_and_titled(paper, demo_out, letter_out):
     out = demo_out if paper == "a4" else letter_out
-    for pdf in out.glob("*.pdf"):
+    pdfs = sorted(out.glob("*.pdf"))
+    assert [p.name for p in pdfs] == [f"{SLUG}-handout.pdf", f"{SLUG}-quick-reference.pdf"]
+    for pdf in pdfs:
         meta = info(pdf)
         width, height = (round(float(n)) for n in meta["Page size"].split()[0:3:2])
         assert (width, height) == SIZES[paper], pdf.name
@@ -442,12 +444,34 @@ def test_qr_code_decodes_to_signup_url_with_utm(demo_out, demo, tmp_path, name, 
 
 # --- The renderer itself -----------------------------------------------------------------------
 
-def test_renderer_is_pure_and_imports_weasyprint_lazily():
+def test_renderer_is_pure_and_imports_weasyprint_lazily(tmp_path, monkeypatch):
     code = ("import sys, pressroom.render.pdf, pressroom.fetch; "
             "print('weasyprint' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], check=True,
                          capture_output=True, text=True).stdout
     assert out.strip() == "False"
+
+    from pressroom.render.pdf import render_pdf
+
+    project = copy_project("minimal", tmp_path / "project")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    pub = load_publication(load_config(project))
+    theme = load_theme(pub.config)
+
+    def files_outside_the_cache() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in tmp_path.rglob("*")
+                if p.is_file() and ".pressroom" not in p.relative_to(tmp_path).parts}
+
+    before = files_outside_the_cache()
+    files = render_pdf(pub, theme)
+    # Pure: the PDFs come back as bytes; nothing is written (no output/, nothing in the
+    # project or the working folder) except derived files in the project's cache.
+    assert files_outside_the_cache() == before
+    slug = pub.config.slug
+    assert sorted(files) == [f"{slug}-handout.pdf", f"{slug}-quick-reference.pdf"]
+    assert all(isinstance(data, bytes) and data.startswith(b"%PDF-") for data in files.values())
+    assert render_pdf(pub, theme) == files  # and no hidden state: the same input, the same bytes
 
 
 def test_weasyprint_warnings_reach_the_build_log(project, caplog):
@@ -464,9 +488,11 @@ def test_weasyprint_warnings_reach_the_build_log(project, caplog):
     assert any(m.startswith("odd.pdf: Ignored `colour: red`") for m in messages), messages
 
 
-def test_render_is_reproducible(demo, handout, quickref):
+def test_render_is_reproducible(handout, quickref, tmp_path):
     from pressroom.render.pdf import render_pdf
 
-    files = render_pdf(demo, load_theme(demo.config))
+    # Another copy of the demo with an empty derived-file cache, rendered in this process.
+    twin = load_publication(load_config(copy_project("demo", tmp_path / "twin")))
+    files = render_pdf(twin, load_theme(twin.config))
     assert files[handout.name] == handout.read_bytes()
     assert files[quickref.name] == quickref.read_bytes()
