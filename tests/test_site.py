@@ -12,13 +12,14 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+from pressroom.build import build
 from pressroom.config import load_config
 from pressroom.content import load_publication
-from pressroom.render.site import (FONT_CHARS, download_names, downloads, render_site,
-                                   signup_page, site_inputs)
+from pressroom.render.site import download_names, downloads, render_site, signup_page
 from pressroom.theme import load_theme
 
 FIXTURES = Path(__file__).parent / "fixtures"
+THEMES = Path(__file__).resolve().parents[1] / "themes"
 SLUG = "test-booklet"
 
 
@@ -235,9 +236,23 @@ def test_stylesheet_uses_the_theme_tokens_and_local_fonts(files, theme):
     assert "http" not in css and "@import" not in css
 
 
-def test_web_fonts_cover_the_characters_pages_use():
-    for ch in "’“”–—…€é→·":
-        assert ch in FONT_CHARS, ch
+def test_web_fonts_cover_the_characters_pages_use(demo_out):
+    """Every character the demo's styled pages show is in every subset web font they load."""
+    from io import BytesIO
+
+    from fontTools.ttLib import TTFont
+
+    site = demo_out / "site"
+    styled = [p for p in sorted(site.rglob("*.html")) if "style.css" in p.read_text("utf-8")]
+    assert len(styled) >= 4  # landing page, sign-up page, archive, 404
+    shown = set().union(*(Page(p.read_text("utf-8")).plain for p in styled)) - {" "}
+    assert {"’", "—", "é"} & shown  # typographic text, so the check has something to find
+    fonts = sorted((site / "fonts").glob("*.woff"))
+    assert len(fonts) == 4
+    for font in fonts:
+        cmap = TTFont(BytesIO(font.read_bytes())).getBestCmap()
+        missing = sorted(ch for ch in shown if ord(ch) not in cmap)
+        assert missing == [], f"{font.name} lacks {missing}"
 
 
 @pytest.mark.parametrize("url, expected", [
@@ -254,9 +269,26 @@ def test_signup_page_lives_at_the_configured_signup_url(pub, url, expected):
     assert signup_page(cfg) == expected
 
 
-def test_site_inputs_name_every_content_file_the_pages_show(pub):
-    inputs = set(site_inputs(pub))
-    assert {a.path for a in pub.articles} <= inputs and {n.path for n in pub.newsletters} <= inputs
-    assert {e.illustration.path for e in pub.exercises} <= inputs
-    assert {r.path for r in pub.routines} <= inputs
-    assert all(p.is_file() for p in inputs)
+@pytest.mark.parametrize("rel, edit", [
+    (None, None),  # unchanged: the site is not rebuilt (the control)
+    ("content/publication.yaml", lambda t: t.replace('title: "', 'title: "Edited ', 1)),
+    ("content/articles/intro.md", lambda t: t + "\nOne more sentence.\n"),
+    ("content/exercises/jaw-release.md", lambda t: t + "\nOne more sentence.\n"),
+    ("content/images/face.svg", lambda t: t.replace("</svg>", "<!-- edited --></svg>")),
+    ("content/routines/programme.md", lambda t: t + "\nOne more sentence.\n"),
+    ("content/newsletters/01-hello.md", lambda t: t + "\nOne more sentence.\n"),
+    ("themes/default/site/404.html", None),  # a project-level theme override appears
+])
+def test_the_site_rebuilds_after_any_input_it_shows_changes(tmp_path, rel, edit):
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURES / "minimal" / "content", project / "content")
+    assert build(load_config(project), ("site",)).rendered == ["site"]
+    if rel is not None:
+        path = project / rel
+        if edit is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes((THEMES / "default/site/404.html").read_bytes() + b"\n")
+        else:
+            path.write_text(edit(path.read_text("utf-8")), encoding="utf-8")
+    result = build(load_config(project), ("site",))
+    assert (result.rendered, result.skipped) == ((["site"], []) if rel else ([], ["site"]))
