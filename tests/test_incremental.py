@@ -69,3 +69,49 @@ def test_parallel_and_serial_builds_are_identical(project, tmp_path):
     for path in serial.written:
         twin = tmp_path / "parallel" / path.relative_to(tmp_path / "serial")
         assert twin.read_bytes() == path.read_bytes(), path.name
+
+
+def test_cached_warnings_are_only_replayed_on_the_machine_state_that_gave_them(project,
+                                                                              monkeypatch):
+    """A warning kept in the build manifest belongs to the environment it came from: once
+    that changes (here: the HarfBuzz subsetter appears), the job renders again and --strict
+    judges this machine's warnings, not the old ones."""
+    import logging
+
+    from pressroom import build as build_module
+    from pressroom import environment
+
+    config = load_config(project)
+    real = build_module.render_job
+
+    def render_warning_about_the_machine(pub, theme, job):
+        logging.getLogger("pressroom.render.pdf").warning("no HarfBuzz subsetter: slow fallback")
+        return real(pub, theme, job)
+
+    monkeypatch.setattr(environment, "fingerprint", lambda: "harfbuzz-subset=missing")
+    monkeypatch.setattr(build_module, "render_job", render_warning_about_the_machine)
+    first = build(config, ("email",), parallel=False)
+    assert first.warnings == ["no HarfBuzz subsetter: slow fallback"]
+
+    monkeypatch.setattr(build_module, "render_job", real)
+    same = build(config, ("email",), parallel=False)  # same machine: the warning still holds
+    assert same.skipped == ["email:01-hello"]
+    assert same.warnings == ["no HarfBuzz subsetter: slow fallback"]
+
+    monkeypatch.setattr(environment, "fingerprint", lambda: "harfbuzz-subset=libharfbuzz-subset")
+    fixed = build(config, ("email",), strict=True, parallel=False)
+    assert (fixed.rendered, fixed.skipped, fixed.warnings) == (["email:01-hello"], [], [])
+
+
+def test_the_environment_fingerprint_names_versions_subsetter_and_fonts(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from pressroom import environment
+
+    facts = environment.describe()
+    assert facts["weasyprint"] == metadata.version("weasyprint")
+    assert facts["harfbuzz-subset"].startswith("libharfbuzz-subset")  # system-packages.txt
+    monkeypatch.setattr(environment, "FONT_DIRS", (str(tmp_path),))
+    before = environment.describe()["fonts"]
+    (tmp_path / "Extra.ttf").write_bytes(b"\0" * 10)
+    assert environment.describe()["fonts"] != before  # a new font changes the fingerprint

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pressroom import __version__
+from pressroom import __version__, environment
 from pressroom.model import Publication
 from pressroom.theme import Theme
 
@@ -30,7 +30,9 @@ class Job:
 
 def _digest(paths: list[Path], extra: str = "") -> str:
     h = hashlib.sha256()
-    h.update(f"{__version__}\n{extra}\n".encode())
+    # The machine's renderers and fonts too: a warning replayed from the manifest is only ever
+    # one this machine would give now.
+    h.update(f"{__version__}\n{environment.fingerprint()}\n{extra}\n".encode())
     for path in sorted(set(paths)):
         h.update(str(path).encode() + b"\0")
         h.update(path.read_bytes())
