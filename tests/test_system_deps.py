@@ -73,3 +73,17 @@ def test_an_unknown_section_or_unreadable_list_is_refused(tmp_path):
                             env={**os.environ, "PRESSROOM_SYSTEM_PACKAGES": str(tmp_path / "no")})
     assert result.returncode == 2
     assert result.stderr == f"system-deps.sh: cannot read the package list {tmp_path / 'no'}\n"
+
+
+def test_the_readme_shows_the_same_list():
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in (ROOT / "system-packages.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif line:
+            sections.setdefault(current, []).append(line.split()[0])
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"| `make build` | {' '.join(sections['build'])} |" in readme
+    assert f"| `make test` (also) | {' '.join(sections['test'])} |" in readme
