@@ -60,13 +60,8 @@ def _walk(node: yaml.Node, prefix: str, lines: dict[str, int], path: Path, first
             _walk(item, f"{prefix}.{i}" if prefix else str(i), lines, path, first)
 
 
-_TYPE_WORDS = {
-    str: "text",
-    int: "a whole number",
-    float: "a number",
-    list: "a list",
-    dict: "a mapping",
-}
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", list: "a list",
+               dict: "a mapping"}
 
 
 class Fields:
