@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pressroom import merge
+from pressroom import mergefields
 from pressroom.render.email import LONGEST_NAME
-from pressroom.preview import CHROMIUM, chromium, folder_fetch, open_email, preview
+from pressroom.web.screenshots import CHROMIUM, chromium, folder_fetch, open_email, preview
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"needs Chromium at {CHROMIUM}")]
@@ -84,7 +84,7 @@ def pages(browser, demo_out):
     fetch = folder_fetch(demo_out / "site")
     opened = {}
     for slug in ISSUES:
-        html = merge.personalise_html(
+        html = mergefields.personalise_html(
             (demo_out / f"newsletters/{slug}.html").read_text(encoding="utf-8"),
             first_name=LONGEST_NAME, fallback="there", unsubscribe_url=f"{SITE}/unsubscribe?t=abc",
             view_url=f"{SITE}/newsletters/{slug}.html")

@@ -25,8 +25,8 @@ from pressroom.mail.store import open_store
 from pressroom.mail.subscribers import add_subscriber, unsubscribe
 from pressroom.mail.tokens import CONFIRM, UNSUBSCRIBE, make_token
 from pressroom.web import create_app, create_app_from_env
-from pressroom.web_cli import serve
-from pressroom.web_preview import Preview, create_preview_app, force_scheme
+from pressroom.web.cli import serve
+from pressroom.web.preview import Preview, create_preview_app, force_scheme
 
 SLUG = "test-booklet"
 
@@ -551,7 +551,7 @@ def test_preview_headers_allow_its_own_frames_only(preview):
 def test_live_preview_outside_a_project_is_a_config_error(tmp_path):
     """Sanity: a path that is not a project fails with the config error, not a traceback."""
     from pressroom.errors import ConfigError
-    from pressroom.web_cli import live_preview
+    from pressroom.web.cli import live_preview
 
     with pytest.raises(ConfigError, match="publication.yaml"):
         live_preview(Path(tmp_path), None, "127.0.0.1", 0)

@@ -20,9 +20,9 @@ from sitetest import (SECRET, preview_project, LiveServer, events, site_project,
 
 from pressroom.mail.campaign import send_campaign
 from pressroom.mail.subscribers import add_subscriber
-from pressroom.preview import CHROMIUM, CHROMIUM_ARGS
+from pressroom.web.screenshots import CHROMIUM, CHROMIUM_ARGS
 from pressroom.web import create_app
-from pressroom.web_preview import Preview, create_preview_app
+from pressroom.web.preview import Preview, create_preview_app
 
 ROOT = Path(__file__).resolve().parents[1]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"

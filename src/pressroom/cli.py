@@ -57,8 +57,8 @@ class LazyGroup(click.Group):
     so `pressroom build` does not load the sending stack or the web server."""
 
     lazy = {"subscribers": "pressroom.mail.cli", "send": "pressroom.mail.cli",
-            "bounces": "pressroom.mail.cli", "preview": "pressroom.preview",
-            "serve": "pressroom.web_cli"}
+            "bounces": "pressroom.mail.cli", "preview": "pressroom.web.screenshots",
+            "serve": "pressroom.web.cli"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -137,7 +137,7 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
 
 def _report_epubcheck(epub: Path, required: bool) -> None:
     from pressroom.errors import PressroomError
-    from pressroom.validate import epubcheck_jar, run_epubcheck
+    from pressroom.epubcheck import epubcheck_jar, run_epubcheck
 
     if epubcheck_jar() is None:
         if required:

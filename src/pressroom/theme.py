@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import jinja2
 import yaml
 
-from pressroom.assets import cache_dir
+from pressroom.derived import cache_dir
 from pressroom.config import Config
 from pressroom.errors import ThemeError
 
@@ -22,10 +22,10 @@ log = logging.getLogger(__name__)
 BUILTIN_THEMES = Path(__file__).resolve().parents[2] / "themes"
 
 
-def _merge(base: dict, over: dict) -> dict:
+def _merge_tokens(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = _merge_tokens(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -120,7 +120,7 @@ def load_theme(config: Config) -> Theme:
                 raise ThemeError(f"{tokens_file}: invalid YAML: {exc}") from exc
             if not isinstance(data, dict):
                 raise ThemeError(f"{tokens_file}: must be a mapping of design tokens")
-            tokens = _merge(tokens, data)
+            tokens = _merge_tokens(tokens, data)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_autoescape, undefined=jinja2.StrictUndefined,

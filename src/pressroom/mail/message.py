@@ -24,7 +24,7 @@ import dkim
 from pressroom.errors import MailError, where
 from pressroom.mail.addresses import check_header, domain_of, normalise_address
 from pressroom.mail.settings import DkimSettings
-from pressroom.merge import MARKERS
+from pressroom.mergefields import MARKERS
 
 log = logging.getLogger(__name__)
 

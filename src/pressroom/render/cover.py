@@ -11,7 +11,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from pressroom.assets import cached
+from pressroom.derived import cached
 from pressroom.model import Publication
 from pressroom.theme import Theme
 

@@ -14,8 +14,8 @@ from xml.parsers import expat
 
 from markupsafe import Markup
 
-from pressroom import merge
-from pressroom.assets import cached
+from pressroom import mergefields
+from pressroom.derived import cached
 from pressroom.errors import RenderError, where
 from pressroom.model import Image, Newsletter, Publication
 from pressroom.render import text
@@ -221,9 +221,9 @@ class EmailRenderer:
             why = (f"You're receiving this because you signed up for {cfg.publisher}'s "
                    f"newsletter at {site_name} or in the clinic.")
         return dict(pub=self.pub, cfg=cfg, issue=issue, web=web, direction=self.direction,
-                    first_name=cfg.newsletter.fallback_name if web else merge.FIRST_NAME,
-                    view_url=self.web_url(issue) if web else merge.VIEW_URL,
-                    unsubscribe_url=merge.UNSUBSCRIBE_URL, why_text=why,
+                    first_name=cfg.newsletter.fallback_name if web else mergefields.FIRST_NAME,
+                    view_url=self.web_url(issue) if web else mergefields.VIEW_URL,
+                    unsubscribe_url=mergefields.UNSUBSCRIBE_URL, why_text=why,
                     date_label=f"{issue.date.day} {issue.date:%B %Y}",
                     address_line=self.address_line,
                     logo_url=f"{self.site}/newsletters/images/logo.png",
@@ -293,7 +293,7 @@ class EmailRenderer:
     def check_size(self, issue: Newsletter, html: str) -> int:
         """Fail above Gmail's clipping limit, warn near it (measured after personalisation
         with the longest realistic name); returns the measured size in bytes."""
-        final = merge.personalise_html(
+        final = mergefields.personalise_html(
             html, first_name=LONGEST_NAME, fallback=self.cfg.newsletter.fallback_name,
             unsubscribe_url=f"{self.site}/unsubscribe?t=" + "x" * 120,
             view_url=self.web_url(issue))

@@ -6,7 +6,7 @@ import html
 import re
 import string
 
-from pressroom.assets import cached
+from pressroom.derived import cached
 from pressroom.model import Publication
 from pressroom.theme import Theme
 

@@ -9,7 +9,7 @@ import math
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pressroom.errors import RenderError
-from pressroom.fetch import make_fetcher
+from pressroom.render.urlfetch import make_fetcher
 from pressroom.model import Publication
 from pressroom.render.epub import build_time
 from pressroom.theme import Theme

@@ -26,7 +26,7 @@ from pressroom.mail.subscribers import confirm_subscriber, unsubscribe_by_token
 from pressroom.mail.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, verify_token
 from pressroom.render.site import download_names, page_context
 from pressroom.theme import Theme, load_theme
-from pressroom.webguard import DEFAULT_LIMITS, FormSigner, Limit, RateLimiter, same_origin
+from pressroom.web.guard import DEFAULT_LIMITS, FormSigner, Limit, RateLimiter, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -436,6 +436,6 @@ def serve_preview(config: Config, host: str = "127.0.0.1", port: int = 8001,
 
     Example: ``serve_preview(load_config("."), "127.0.0.1", 8001)``
     """
-    from pressroom.web_preview import run_preview
+    from pressroom.web.preview import run_preview
 
     run_preview(config, host, port, on_ready)

@@ -22,7 +22,7 @@ from xml.etree import ElementTree
 
 from flask import Flask, Response, abort, jsonify, request, send_file
 
-from pressroom import merge
+from pressroom import mergefields
 from pressroom.config import Config, load_config
 from pressroom.errors import PressroomError, RenderError
 
@@ -245,7 +245,7 @@ def create_preview_app(preview: Preview) -> Flask:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", slug) or not path.is_file():
             abort(404)
         site = cfg.website.rstrip("/")
-        html = merge.personalise_html(
+        html = mergefields.personalise_html(
             path.read_text(encoding="utf-8"), first_name=SAMPLE_NAME,
             fallback=cfg.newsletter.fallback_name, unsubscribe_url=f"{site}/unsubscribe",
             view_url=f"{site}/newsletters/{slug}.html")

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 import click
 
 from pressroom.cli import load, project_options
-from pressroom.web_cli import PREVIEW_PORT, live_preview, server_options
+from pressroom.web.cli import PREVIEW_PORT, live_preview, server_options
 
 from pressroom.errors import RenderError
 
@@ -121,7 +121,7 @@ def take_screenshots(config: "Config", out_dir: Path) -> list[Path]:
 
         take_screenshots(load_config("."), Path("output/previews"))
     """
-    from pressroom import merge
+    from pressroom import mergefields
     from pressroom.content import load_publication
     from pressroom.output import write_all
     from pressroom.render.email import render_email
@@ -140,7 +140,7 @@ def take_screenshots(config: "Config", out_dir: Path) -> list[Path]:
     shots: dict[Path, bytes] = {}
     with chromium() as browser:
         for issue in pub.newsletters:
-            html = merge.personalise_html(
+            html = mergefields.personalise_html(
                 str(files[f"newsletters/{issue.slug}.html"]), first_name=SAMPLE_NAME,
                 fallback=config.newsletter.fallback_name, unsubscribe_url=f"{site}/unsubscribe",
                 view_url=f"{site}/newsletters/{issue.slug}.html")
