@@ -14,8 +14,8 @@ import pytest
 
 from pressroom.config import load_config
 from pressroom.content import load_publication
-from pressroom.render.site import (FONT_CHARS, download_names, downloads, render_site,
-                                   signup_page, site_inputs)
+from pressroom.outputs import download_names
+from pressroom.render.site import FONT_CHARS, downloads, render_site, signup_page, site_inputs
 from pressroom.theme import load_theme
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -15,6 +15,7 @@ from pressroom.content import load_publication
 from pressroom.errors import PressroomError
 from pressroom.model import Publication
 from pressroom.output import write_all
+from pressroom.outputs import download_names, download_path
 from pressroom.theme import Theme, load_theme
 
 log = logging.getLogger(__name__)
@@ -181,11 +182,9 @@ def _downloads(config: Config, files: dict[Path, bytes | str], quick_reference: 
     Taken from this build when it rendered them, else from the output folder; a copy is only
     written when it differs from the one already there.
     """
-    from pressroom.render.site import download_names
-
     out: dict[Path, bytes] = {}
     for name in download_names(config, quick_reference):
-        source, target = config.out / name, config.out / "site" / "downloads" / name
+        source, target = config.out / name, config.out / "site" / download_path(name)
         data = files.get(source)
         if data is None and source.is_file():
             data = source.read_bytes()

@@ -57,7 +57,7 @@ class LazyGroup(click.Group):
     so `pressroom build` does not load the sending stack or the web server."""
 
     lazy = {"subscribers": "pressroom.mail.cli", "send": "pressroom.mail.cli",
-            "bounces": "pressroom.mail.cli", "preview": "pressroom.web.screenshots",
+            "bounces": "pressroom.mail.cli", "preview": "pressroom.web.cli",
             "serve": "pressroom.web.cli"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -112,6 +112,7 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
       pressroom build --force         # ignore the cache of unchanged outputs
     """
     from pressroom.build import build as run_build
+    from pressroom.outputs import ebook_name
 
     config = load(project, out, paper=paper, print_shop=print_shop or None)
     chosen = formats or FORMATS
@@ -132,7 +133,7 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
             shown = path
         click.echo(f"  {shown}  {_size(size)}")
     if "epub" in chosen and (validate or (validate is None and "epub" in result.rendered)):
-        _report_epubcheck(config.out / f"{config.slug}.epub", required=bool(validate))
+        _report_epubcheck(config.out / ebook_name(config), required=bool(validate))
 
 
 def _report_epubcheck(epub: Path, required: bool) -> None:

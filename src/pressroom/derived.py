@@ -1,5 +1,6 @@
-"""A read-through cache for derived images (the cover PNG, email rasters) that are slow to
-make and depend only on their own inputs: ``<project>/.pressroom/cache/<sha256>.<ext>``."""
+"""Derived files (SVG rasterised to PNG, fonts subset to a text) made through one read-through
+cache, ``<project>/.pressroom/cache/<sha256>.<ext>``: slow to make, they depend only on their
+own inputs. Every function here returns bytes and may fill that cache; nothing else is written."""
 
 from __future__ import annotations
 
@@ -37,3 +38,41 @@ def cached(project: Path, key: bytes, ext: str, make: Callable[[], bytes]) -> by
     except OSError as exc:
         log.debug("could not cache %s: %s", path, exc)
     return data
+
+
+def svg_png(project: Path, key: bytes, svg: Callable[[], bytes], width: int,
+            height: int | None = None, url: str | None = None) -> bytes:
+    """PNG bytes of the SVG ``svg()`` returns, ``width`` (and ``height``) pixels; may fill the
+    derived-file cache. ``key`` names every input of the drawing (``svg`` runs only on a cache
+    miss, so the drawing itself can be costly); ``url`` resolves the SVG's relative links."""
+    def make() -> bytes:
+        import cairosvg  # ~1.3 s to import (cairocffi): only on a cache miss
+
+        return cairosvg.svg2png(bytestring=svg(), url=url, output_width=width,
+                                output_height=height)
+
+    return cached(project, key, "png", make)
+
+
+def font_subset(project: Path, data: bytes, text: str, ext: str) -> bytes:
+    """The font ``data`` subset to the characters of ``text`` (see :func:`subset`); may fill the
+    derived-file cache, keyed by the font and the character set."""
+    return cached(project, data + text.encode("utf-8"), ext, lambda: subset(data, text))
+
+
+def subset(data: bytes, text: str) -> bytes:
+    """A subset of a TrueType/OpenType font holding only the glyphs for ``text`` (HarfBuzz).
+
+    Every name record is kept: the OFL asks for the copyright and licence names to travel
+    with the font. Pure: returns bytes, uses no cache.
+    """
+    import uharfbuzz as hb
+
+    face = hb.Face(data)
+    request = hb.SubsetInput()
+    for ch in text:
+        request.unicode_set.add(ord(ch))
+    names = request.sets(hb.SubsetInputSets.NAME_ID)
+    for name_id in range(0, 26):
+        names.add(name_id)
+    return hb.subset(face, request).blob.data

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import mimetypes
 import os
 import re
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
+
+from pressroom.mediatypes import media_type
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def make_fetcher(roots: list[Path], document: str, svg_fonts: Mapping[str, str] 
                                    "content and theme folders")
             if not real.is_file():
                 raise RefusedFetch(url, "not a file")
-            kind = mimetypes.guess_type(real.name)[0] or "application/octet-stream"
+            kind = media_type(real.name)
             log.debug("%s: loading %s", document, real)
             data = real.read_bytes()
             if svg_fonts and kind == "image/svg+xml":
