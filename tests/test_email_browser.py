@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from pressroom import mergefields
 from pressroom.render.email import LONGEST_NAME
-from pressroom.web.screenshots import CHROMIUM, chromium, folder_fetch, open_email, preview
+from pressroom.web.cli import preview
+from pressroom.web.screenshots import CHROMIUM, chromium, folder_fetch, open_email
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"needs Chromium at {CHROMIUM}")]

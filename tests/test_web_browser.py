@@ -10,7 +10,6 @@ import http.client
 import os
 import re
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -297,8 +296,8 @@ def test_preview_page_fits_and_passes_axe(browser, preview, width):
 
 
 def test_preview_reloads_itself_after_a_content_change(browser, preview):
-    stop = threading.Event()
-    watcher = threading.Thread(target=preview.watch, args=(stop, 0.1), daemon=True)
+    stop, ready = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=preview.watch, args=(stop, ready), daemon=True)
     watcher.start()
     issue = preview.config.content_dir / "newsletters" / "01-hello.md"
     original = issue.read_text(encoding="utf-8")
@@ -308,7 +307,7 @@ def test_preview_reloads_itself_after_a_content_change(browser, preview):
     try:
         page.goto(preview.url + "/")
         before = page.get_attribute("html", "data-version")
-        time.sleep(0.3)  # the watcher's first look
+        assert ready.wait(10)  # the watch is in place
         issue.write_text(original.replace("subject: Hello from the test clinic",
                                           "subject: Freshly edited subject"), encoding="utf-8")
         page.wait_for_function(f"() => document.documentElement.dataset.version !== '{before}'",

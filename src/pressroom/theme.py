@@ -55,13 +55,28 @@ class Theme:
         """Render a template; template mistakes become ThemeError naming template:line."""
         try:
             return self.env.get_template(template).render(tokens=self.tokens, **context)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ThemeError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
-        except jinja2.TemplateNotFound as exc:
-            raise ThemeError(f"template '{exc.name}' not found in theme folders "
-                             f"{', '.join(map(str, self.folders))}") from exc
-        except jinja2.UndefinedError as exc:
-            raise ThemeError(f"{_template_location(exc, template)}: {exc.message}") from exc
+        except jinja2.TemplateError as exc:
+            raise self._error(exc, template) from exc
+
+    def copy(self, template: str, **context: Any) -> dict[str, Any]:
+        """The top-level variables a template sets (``{% set title = "..." %}``): how Python
+        code gets reader-facing sentences (the service's pages and emails) from the theme."""
+        try:
+            module = self.env.get_template(template).make_module(
+                {"tokens": self.tokens, **context})
+        except jinja2.TemplateError as exc:
+            raise self._error(exc, template) from exc
+        return {name: getattr(module, name) for name in dir(module) if not name.startswith("_")}
+
+    def _error(self, exc: jinja2.TemplateError, template: str) -> ThemeError:
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            return ThemeError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}")
+        if isinstance(exc, jinja2.TemplateNotFound):
+            return ThemeError(f"template '{exc.name}' not found in theme folders "
+                              f"{', '.join(map(str, self.folders))}")
+        if isinstance(exc, jinja2.UndefinedError):
+            return ThemeError(f"{_template_location(exc, template)}: {exc.message}")
+        raise exc
 
 
 class _BytecodeCache(jinja2.FileSystemBytecodeCache):

@@ -1,9 +1,11 @@
-"""`pressroom serve` (the site and subscription service, for development) and the live preview
-that `pressroom preview` starts: thin commands over pressroom.web."""
+"""`pressroom serve` (the site and subscription service, for development) and `pressroom
+preview` (the live preview, or screenshots of each newsletter): thin commands over
+pressroom.web."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
@@ -14,9 +16,9 @@ SERVE_PORT = 8000
 PREVIEW_PORT = 8001
 
 
-def server_options(default_port: int):
+def server_options(default_port: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--host and --port for a command that starts a local server."""
-    def decorate(func):
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         func = click.option("--port", type=click.IntRange(0, 65535), default=default_port,
                             show_default=True, help="Port to listen on (0: any free port).")(func)
         func = click.option("--host", default=DEFAULT_HOST, show_default=True,
@@ -66,9 +68,40 @@ def live_preview(project: Path, out: Path | None, host: str = DEFAULT_HOST,
 
     Example: ``live_preview(Path("."), None, "127.0.0.1", 8001)``
     """
-    from pressroom.web import serve_preview
+    from pressroom.web.preview import run_preview
 
     config = load(project, out)
     click.echo("Building…", err=True)
-    serve_preview(config, host, port, on_ready=lambda url: click.echo(
+    run_preview(config, host, port, on_ready=lambda url: click.echo(
         f"Preview at {url} (reloads when content/ or the theme changes; Ctrl-C to stop)"))
+
+
+@click.command()
+@project_options
+@click.option("--screenshots", is_flag=True,
+              help="Write PNGs of each newsletter (375 and 800 px, light and dark) and exit.")
+@server_options(PREVIEW_PORT)
+def preview(project: Path, out: Path | None, screenshots: bool, host: str, port: int) -> None:
+    """Preview everything before it goes out, with live reload.
+
+    Serves a local page showing each newsletter at phone and desktop widths in light and
+    dark mode, the PDF pages and the EPUB chapters; it rebuilds and reloads when content or
+    the theme changes. With --screenshots, headless Chromium instead writes PNGs of each issue
+    (375 and 800 px, light and dark) into OUT/previews/ and exits; no server is started.
+
+    \b
+    Examples:
+      pressroom preview                      # then open http://127.0.0.1:8001/
+      pressroom preview --screenshots
+      pressroom preview --project ../clinic --out /tmp/site --screenshots
+    """
+    if not screenshots:
+        live_preview(project, out, host, port)
+        return
+    from pressroom.web.screenshots import take_screenshots
+
+    config = load(project, out)
+    paths = take_screenshots(config, config.out / "previews")
+    click.echo(f"Wrote {len(paths)} screenshot(s) into {config.out / 'previews'}:")
+    for path in paths:
+        click.echo(f"  {path.name}")
