@@ -11,7 +11,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from email import policy
 from email.parser import BytesParser
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -549,10 +548,9 @@ def test_preview_headers_allow_its_own_frames_only(preview):
     assert client.get("/preview.exe").status_code == 404
 
 
-def test_live_preview_outside_a_project_is_a_config_error(tmp_path):
+def test_preview_outside_a_project_is_a_config_error(tmp_path):
     """Sanity: a path that is not a project fails with the config error, not a traceback."""
-    from pressroom.errors import ConfigError
-    from pressroom.web.cli import live_preview
+    from pressroom.web.cli import preview
 
-    with pytest.raises(ConfigError, match="publication.yaml"):
-        live_preview(Path(tmp_path), None, "127.0.0.1", 0)
+    result = CliRunner().invoke(preview, ["--project", str(tmp_path), "--port", "0"])
+    assert result.exit_code == 1 and "publication.yaml: not found" in result.output

@@ -15,12 +15,11 @@ from pressroom.content import load_publication
 from pressroom.errors import PressroomError
 from pressroom.model import Publication
 from pressroom.output import write_all
-from pressroom.outputs import download_names, download_path
+from pressroom.outputs import FORMATS, download_names, download_path
 from pressroom.theme import Theme, load_theme
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("epub", "pdf", "email", "site")
 Files = dict[str, "bytes | str"]
 
 

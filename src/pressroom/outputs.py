@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 
 from pressroom.config import Config
 
+FORMATS = ("epub", "pdf", "email", "site")  # what a build can make, in build order
 DOWNLOADS = "downloads"  # the site's folder holding copies of the ebook and the PDFs
 NEWSLETTERS = "newsletters"  # built issues in the output folder, web versions on the site
 EMAIL_IMAGES = f"{NEWSLETTERS}/images"  # hosted PNG copies of the images emails show
+_ISSUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def ebook_name(config: Config) -> str:
@@ -56,6 +59,12 @@ def download_url(config: Config, name: str) -> str:
 def issue_path(slug: str) -> str:
     """A newsletter issue's web version (and built email), relative to the site or output."""
     return f"{NEWSLETTERS}/{slug}.html"
+
+
+def is_issue_name(name: str) -> bool:
+    """True when ``name`` can name a built issue's files (letters, digits, ``.``, ``_``, ``-``;
+    no path separators), as `send` and the preview take it from their users."""
+    return bool(_ISSUE_NAME.fullmatch(name))
 
 
 def issue_url(config: Config, slug: str) -> str:

@@ -25,7 +25,8 @@ BUILTIN_THEMES = Path(__file__).resolve().parents[2] / "themes"
 def _merge_tokens(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _merge_tokens(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge_tokens(out[key], value) if nested else value
     return out
 
 

@@ -320,7 +320,8 @@ class EmailRenderer:
         }
 
     def images(self, issues) -> dict[str, bytes]:
-        """Raster copies (2x for sharp screens) of the logo and every image the issues show."""
+        """Raster copies (2x for sharp screens) of the logo and every image the issues show;
+        may fill the derived-file cache."""
         folder = f"site/{outputs.EMAIL_IMAGES}"
         out = {f"{folder}/logo.png": _raster(self.theme.asset(self.theme.tokens["logo"]), 128, self.cfg.project)}
         for issue in issues:
@@ -333,7 +334,8 @@ class EmailRenderer:
 
 
 def render_email(pub: Publication, theme: Theme) -> dict[str, bytes | str]:
-    """Every newsletter issue, its text part, web version and images."""
+    """Every newsletter issue, its text part, web version and images, as files; may fill the
+    derived-file cache (the PNG copies of SVG images)."""
     renderer = EmailRenderer(pub, theme)
     out: dict[str, bytes | str] = {}
     for issue in pub.newsletters:

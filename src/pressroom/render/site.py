@@ -1,5 +1,6 @@
 """Publication -> the static site: landing page, newsletter archive, sign-up page, 404 page,
-stylesheet, cover, illustrations and web fonts. Pure: returns files, writes nothing."""
+stylesheet, cover, illustrations and web fonts. Returns files and writes no output; the cover
+comes through the derived-file cache (derived.py), which it may fill."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, TimestampSigner
+from werkzeug.datastructures import Headers
 
 from pressroom.mail.store import Store
 
@@ -45,7 +46,7 @@ class Limit:
 DEFAULT_LIMITS = (Limit("ip", 10, 3600.0), Limit("address", 3, 86400.0))
 
 
-def same_origin(headers: Mapping[str, str], host: str, allowed: set[str]) -> bool:
+def same_origin(headers: Headers | Mapping[str, str], host: str, allowed: set[str]) -> bool:
     """True when a browser form POST came from one of our own pages.
 
     Browsers send ``Origin`` with every form POST (``Referer`` is the fallback for old ones);

@@ -42,7 +42,6 @@ EXTENSION = "pressroom-preview"
 _DARK = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
 _LIGHT = re.compile(r"\(\s*prefers-color-scheme\s*:\s*light\s*\)")
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S)
-_ISSUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _OPF = "{http://www.idpf.org/2007/opf}"
 
 
@@ -257,7 +256,7 @@ def email(slug: str) -> Response:
     in the colour scheme ``?scheme=`` asks for."""
     cfg = _preview().config
     path = cfg.out / outputs.issue_path(slug)
-    if not _ISSUE.fullmatch(slug) or not path.is_file():
+    if not outputs.is_issue_name(slug) or not path.is_file():
         abort(404)
     html = sample_html(cfg, path.read_text(encoding="utf-8"), slug)
     # Hosted images (and links) point at the live site; show the local build instead.

@@ -8,6 +8,7 @@ import logging
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, redirect, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from pressroom import outputs
@@ -155,7 +156,7 @@ def subscribe() -> Response:
 
 
 @bp.get("/subscribe")
-def subscribe_page() -> Response:
+def subscribe_page() -> ResponseReturnValue:
     """The form lives on the home page."""
     return redirect("./#newsletter", 303)
 
@@ -233,7 +234,7 @@ def unsubscribe() -> Response:
 
 @bp.get("/", defaults={"path": ""})
 @bp.get("/<path:path>")
-def site(path: str) -> Response:
+def site(path: str) -> ResponseReturnValue:
     """A file of the built site; old download URLs (without downloads/) redirect."""
     svc = service()
     target, folder = find_file(svc.site_dir, path)
