@@ -82,3 +82,17 @@ def test_the_cycle_check_sees_cycles_hidden_in_functions(tmp_path):
     (pkg / "c.py").write_text("import pkg.a\n")
     (pkg / "d.py").write_text("from pkg.a import something\n")
     assert cycles(import_graph(tmp_path)) == [["pkg.a", "pkg.b", "pkg.c", "pkg.a"]]
+
+
+# Spellings of output names and public URLs that only outputs.py may write.
+OWNED = ("slug}.epub", "slug}-handout.pdf", "slug}-quick-reference.pdf", 'f"downloads/',
+         "}/unsubscribe", "}/newsletters/", "website.rstrip(", "website.split(",
+         "list(config.contact.address)")
+
+
+def test_output_names_and_urls_are_spelt_only_in_outputs_py():
+    found = [f"{path.relative_to(SRC)}:{number}: {line.strip()}"
+             for path in sorted(SRC.rglob("*.py")) if path.name != "outputs.py"
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if not line.lstrip().startswith("#") and any(o in line for o in OWNED)]
+    assert found == []

@@ -363,6 +363,36 @@ def test_every_bad_token_gets_the_same_400_page_and_changes_nothing(client, conf
 
 # -- configuration and the CLI --------------------------------------------------------------
 
+def test_every_sentence_of_the_service_comes_from_the_theme(site_config, tmp_path):
+    """A project's own web/pages.j2 and web/notices.j2 reword the pages and the emails."""
+    from pressroom.theme import BUILTIN_THEMES
+
+    config = with_mail(site_project(site_config.out, tmp_path), tmp_path / "words.sqlite3")
+    ours = config.project / "themes" / "default" / "web"
+    ours.mkdir(parents=True)
+    for name, old, new in [("pages.j2", "Please check your inbox", "Look in your mailbox"),
+                           ("notices.j2", "Please confirm your subscription to ",
+                            "One click left to join ")]:
+        text = (BUILTIN_THEMES / "default" / "web" / name).read_text(encoding="utf-8")
+        assert old in text
+        (ours / name).write_text(text.replace(old, new), encoding="utf-8")
+    client = client_of(create_app(config, base_url="https://clinic.example"))
+    response = post_signup(client, "words@example.com")
+    assert response.status_code == 200 and h1(response) == "Look in your mailbox"
+    [message] = outbox_messages(config, "words@example.com")
+    assert message["Subject"] == "One click left to join Test Clinic’s newsletter"
+
+
+def test_the_web_package_creates_its_own_table(config):
+    with open_store(mail_settings(config).store) as store:  # the mail schema alone
+        tables = {name for (name,) in store.db.execute("SELECT name FROM sqlite_master")}
+    assert "subscribers" in tables and "rate_hits" not in tables
+    create_app(config, base_url="https://clinic.example")
+    with open_store(mail_settings(config).store) as store:
+        tables = {name for (name,) in store.db.execute("SELECT name FROM sqlite_master")}
+    assert "rate_hits" in tables
+
+
 def test_the_secret_key_comes_only_from_the_environment(config, monkeypatch):
     monkeypatch.delenv("PRESSROOM_SECRET_KEY")
     with pytest.raises(MailError, match="PRESSROOM_SECRET_KEY is not set"):
