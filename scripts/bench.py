@@ -214,7 +214,7 @@ def bench_pdf_overhead(results: dict) -> None:
 
 
 def bench_email(results: dict) -> None:
-    from pressroom import merge
+    from pressroom import mergefields
     from pressroom.config import load_config
     from pressroom.content import load_publication
     from pressroom.render.email import EmailRenderer
@@ -231,9 +231,9 @@ def bench_email(results: dict) -> None:
     n = 20000
     start = time.perf_counter()
     for k in range(n):
-        merge.personalise_html(html, first_name=f"Name{k}", fallback="there",
+        mergefields.personalise_html(html, first_name=f"Name{k}", fallback="there",
                                unsubscribe_url=f"https://x.example/u?t={k}", view_url="https://x.example/v")
-        merge.personalise_text(text, first_name=f"Name{k}", fallback="there",
+        mergefields.personalise_text(text, first_name=f"Name{k}", fallback="there",
                                unsubscribe_url=f"https://x.example/u?t={k}", view_url="https://x.example/v")
     rate = n / (time.perf_counter() - start)
     results["email"] = {"render_ms_per_issue": per_issue, "personalise_per_s": round(rate)}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pressroom import merge
+from pressroom import mergefields
 from pressroom.build import build
 from pressroom.cache import MANIFEST
 from pressroom.config import load_config
@@ -128,7 +128,7 @@ def read(demo_out: Path, slug: str, ext: str = "html") -> str:
 
 
 def personalised(html: str, name: str = LONGEST_NAME) -> str:
-    return merge.personalise_html(html, first_name=name, fallback="there",
+    return mergefields.personalise_html(html, first_name=name, fallback="there",
                                   unsubscribe_url=LONG_UNSUBSCRIBE, view_url=VIEW)
 
 
@@ -360,7 +360,7 @@ def test_text_part_has_every_heading_step_and_link_of_the_html(demo_out, slug):
     for step in steps:
         assert step in flat, step
     hrefs = {a.attrs["href"] for a in tree.find("a")}
-    assert {merge.UNSUBSCRIBE_URL, merge.VIEW_URL} <= hrefs
+    assert {mergefields.UNSUBSCRIBE_URL, mergefields.VIEW_URL} <= hrefs
     for href in hrefs - {h for h in hrefs if h.startswith("#")}:
         assert href.removeprefix("mailto:") in text, href
 
@@ -368,7 +368,7 @@ def test_text_part_has_every_heading_step_and_link_of_the_html(demo_out, slug):
 @pytest.mark.parametrize("slug", ISSUES)
 def test_text_part_is_wrapped_at_78_columns(demo_out, slug):
     raw = read(demo_out, slug, "txt")
-    filled = merge.personalise_text(raw, first_name=LONGEST_NAME, fallback="there",
+    filled = mergefields.personalise_text(raw, first_name=LONGEST_NAME, fallback="there",
                                     unsubscribe_url=LONG_UNSUBSCRIBE, view_url=VIEW)
     for text in (raw, filled):
         for line in text.splitlines():
@@ -391,7 +391,7 @@ def test_text_part_wraps_long_headings_and_lists_notes():
 
 def test_personalise_fills_every_marker_with_escaped_values(demo_out):
     html = read(demo_out, ISSUES[0])
-    out = merge.personalise_html(html, first_name='<b>Zoë "Z" O\'Neil & co</b>', fallback="there",
+    out = mergefields.personalise_html(html, first_name='<b>Zoë "Z" O\'Neil & co</b>', fallback="there",
                                  unsubscribe_url="https://x.test/u?a=1&b=<2>",
                                  view_url="https://x.test/v?i=1&j=2")
     assert "{{" not in out
@@ -399,13 +399,13 @@ def test_personalise_fills_every_marker_with_escaped_values(demo_out):
     assert 'href="https://x.test/u?a=1&amp;b=&lt;2&gt;"' in out
     assert 'href="https://x.test/v?i=1&amp;j=2"' in out
     assert "<b>Zoë" not in out
-    fallback = merge.personalise_html(html, first_name="  ", fallback="there",
+    fallback = mergefields.personalise_html(html, first_name="  ", fallback="there",
                                       unsubscribe_url="u", view_url="v")
     assert "Hi there," in fallback
 
 
 def test_personalise_text_fills_plain_values(demo_out):
-    out = merge.personalise_text(read(demo_out, ISSUES[0], "txt"), first_name="Zoë & co",
+    out = mergefields.personalise_text(read(demo_out, ISSUES[0], "txt"), first_name="Zoë & co",
                                  fallback="there", unsubscribe_url="https://x.test/u?a=1&b=2",
                                  view_url="https://x.test/v")
     assert "Hi Zoë & co," in out and "\nhttps://x.test/u?a=1&b=2\n" in out

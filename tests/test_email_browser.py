@@ -13,12 +13,13 @@ import pytest
 from click.testing import CliRunner
 from colours import contrast, css_rgb
 
-from pressroom import merge
+from pressroom import mergefields
+from pressroom.browser import INSTALL_HINT, find_chromium
 from pressroom.config import load_config
 from pressroom.render.email import LONGEST_NAME
-from pressroom.browser import INSTALL_HINT, find_chromium
-from pressroom.preview import chromium, folder_fetch, open_email, preview
 from pressroom.theme import load_theme
+from pressroom.web.cli import preview
+from pressroom.web.screenshots import chromium, folder_fetch, open_email
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(find_chromium() is None, reason=f"needs Chromium: {INSTALL_HINT}")]
@@ -69,7 +70,7 @@ def pages(browser, demo_out):
     fetch = folder_fetch(demo_out / "site")
     opened = {}
     for slug in ISSUES:
-        html = merge.personalise_html(
+        html = mergefields.personalise_html(
             (demo_out / f"newsletters/{slug}.html").read_text(encoding="utf-8"),
             first_name=LONGEST_NAME, fallback="there", unsubscribe_url=f"{SITE}/unsubscribe?t=abc",
             view_url=f"{SITE}/newsletters/{slug}.html")

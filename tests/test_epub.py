@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pressroom.cli import cli
 from pressroom.config import load_config
 from pressroom.content import load_publication
-from pressroom.validate import run_epubcheck
+from pressroom.epubcheck import run_epubcheck
 
 from projects import ROOT, build_project, copy_project
 

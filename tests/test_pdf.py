@@ -445,7 +445,7 @@ def test_qr_code_decodes_to_signup_url_with_utm(demo_out, demo, tmp_path, name, 
 # --- The renderer itself -----------------------------------------------------------------------
 
 def test_renderer_is_pure_and_imports_weasyprint_lazily(tmp_path, monkeypatch):
-    code = ("import sys, pressroom.render.pdf, pressroom.fetch; "
+    code = ("import sys, pressroom.render.pdf, pressroom.render.urlfetch; "
             "print('weasyprint' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], check=True,
                          capture_output=True, text=True).stdout

@@ -15,7 +15,8 @@ import pytest
 from pressroom.build import build
 from pressroom.config import load_config
 from pressroom.content import load_publication
-from pressroom.render.site import download_names, downloads, render_site, signup_page
+from pressroom.outputs import download_names
+from pressroom.render.site import downloads, render_site, signup_page
 from pressroom.theme import load_theme
 
 FIXTURES = Path(__file__).parent / "fixtures"

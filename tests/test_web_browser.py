@@ -19,7 +19,7 @@ from sitetest import (SECRET, preview_project, LiveServer, events, site_project,
 from pressroom.mail.subscribers import add_subscriber
 from pressroom.browser import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
 from pressroom.web import create_app
-from pressroom.web_preview import Preview, create_preview_app
+from pressroom.web.preview import Preview, create_preview_app
 
 ROOT = Path(__file__).resolve().parents[1]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -245,7 +245,7 @@ def test_preview_page_fits_and_passes_axe(browser, preview, width):
 
 def test_preview_reloads_itself_after_a_content_change(browser, preview):
     stop, ready = threading.Event(), threading.Event()
-    watcher = threading.Thread(target=preview.watch, args=(stop, 0.1, ready), daemon=True)
+    watcher = threading.Thread(target=preview.watch, args=(stop, ready), daemon=True)
     watcher.start()
     issue = preview.config.content_dir / "newsletters" / "01-hello.md"
     original = issue.read_text(encoding="utf-8")
@@ -255,7 +255,7 @@ def test_preview_reloads_itself_after_a_content_change(browser, preview):
     try:
         page.goto(preview.url + "/")
         before = page.get_attribute("html", "data-version")
-        assert ready.wait(30), "the watcher never took its first look"
+        assert ready.wait(30), "the watch was never put in place"
         issue.write_text(original.replace("subject: Hello from the test clinic",
                                           "subject: Freshly edited subject"), encoding="utf-8")
         page.wait_for_function(f"() => document.documentElement.dataset.version !== '{before}'",

@@ -9,21 +9,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from pressroom import cache
+from pressroom import jobs
 from pressroom.config import Config
 from pressroom.content import load_publication
 from pressroom.errors import PressroomError
 from pressroom.model import Publication
 from pressroom.output import write_all
+from pressroom.outputs import FORMATS, download_names, download_path
 from pressroom.theme import Theme, load_theme
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("epub", "pdf", "email", "site")
 Files = Mapping[str, bytes | str]
 
 
-def render_job(pub: Publication, theme: Theme, job: cache.Job) -> Files:
+def render_job(pub: Publication, theme: Theme, job: jobs.Job) -> Files:
     """Render one job; renderers are imported lazily (WeasyPrint alone takes ~1 s to import)."""
     if job.name == "epub":
         from pressroom.render.epub import render_epub
@@ -50,7 +50,7 @@ class _Capture(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _run(pub: Publication, theme: Theme, job: cache.Job) -> tuple[Files, list[str], str | None]:
+def _run(pub: Publication, theme: Theme, job: jobs.Job) -> tuple[Files, list[str], str | None]:
     """Render a job, capturing its warnings; a user error comes back as its message."""
     capture = _Capture()
     logger = logging.getLogger("pressroom")
@@ -70,7 +70,7 @@ _FORKED: tuple[Publication, Theme] | None = None
 def _run_forked(job_name: str) -> tuple[Files, list[str], str | None]:
     assert _FORKED is not None  # set by the parent before the pool forks
     pub, theme = _FORKED
-    return _run(pub, theme, cache.Job(job_name))
+    return _run(pub, theme, jobs.Job(job_name))
 
 
 @dataclass
@@ -91,14 +91,14 @@ def check(config: Config) -> Publication:
 def _render_all(
     pub: Publication,
     theme: Theme,
-    jobs: list[cache.Job],
+    todo: list[jobs.Job],
     parallel: bool,
     on_step: Callable[[str], None] | None,
 ) -> dict[str, tuple[Files, list[str], str | None]]:
     global _FORKED
     results: dict[str, tuple[Files, list[str], str | None]] = {}
     # The PDF dominates; give it its own process and render the rest here meanwhile.
-    side = [j for j in jobs if j.name == "pdf"] if parallel and len(jobs) > 1 else []
+    side = [j for j in todo if j.name == "pdf"] if parallel and len(todo) > 1 else []
     future = None
     if side:
         import multiprocessing  # only a parallel build needs these (~6 ms to import)
@@ -110,7 +110,7 @@ def _render_all(
             on_step("pdf")
         future = pool.submit(_run_forked, "pdf")
     try:
-        for job in jobs:
+        for job in todo:
             if job in side:
                 continue
             if on_step:
@@ -139,12 +139,12 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
         raise PressroomError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
     pub = load_publication(config)
     theme = load_theme(config)
-    keys = cache.job_keys(pub, theme, formats)
-    manifest = {} if force else cache.load_manifest(config.out)
-    todo = [j for j, k in keys.items() if not cache.up_to_date(manifest, j, k, config.out)]
+    keys = jobs.job_keys(pub, theme, formats)
+    manifest = {} if force else jobs.load_manifest(config.out)
+    todo = [j for j, k in keys.items() if not jobs.up_to_date(manifest, j, k, config.out)]
     result = BuildResult(skipped=[j.name for j in keys if j not in todo])
     old_jobs = (
-        manifest.get("jobs", {}) if manifest else cache.load_manifest(config.out).get("jobs", {})
+        manifest.get("jobs", {}) if manifest else jobs.load_manifest(config.out).get("jobs", {})
     )
     for name in result.skipped:
         for message in old_jobs.get(name, {}).get("warnings", []):
@@ -158,7 +158,7 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
         raise PressroomError("\n".join(errors))
     files: dict[Path, bytes | str] = {}
     jobs_manifest = {name: entry for name, entry in old_jobs.items()
-                     if name in {j.name for j in keys} or cache.Job(name).format not in formats}
+                     if name in {j.name for j in keys} or jobs.Job(name).format not in formats}
     for job in todo:
         out_files, warnings, _ = rendered[job.name]
         for message in warnings:
@@ -175,10 +175,10 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     if "site" in formats:
         files.update(_downloads(config, files, pub.daily is not None))
     if todo:
-        files[config.out / cache.MANIFEST] = cache.manifest_bytes(jobs_manifest)
+        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest)
     result.rendered = [j.name for j in todo]
     result.written = write_all(files)
-    result.written.pop(config.out / cache.MANIFEST, None)
+    result.written.pop(config.out / jobs.MANIFEST, None)
     _remove_stale(config.out, old_jobs, jobs_manifest)
     return result
 
@@ -191,11 +191,9 @@ def _downloads(
     Taken from this build when it rendered them, else from the output folder; a copy is only
     written when it differs from the one already there.
     """
-    from pressroom.render.site import download_names
-
     out: dict[Path, bytes] = {}
     for name in download_names(config, quick_reference):
-        source, target = config.out / name, config.out / "site" / "downloads" / name
+        source, target = config.out / name, config.out / "site" / download_path(name)
         data = files.get(source)
         if data is None and source.is_file():
             data = source.read_bytes()

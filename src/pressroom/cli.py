@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from pressroom import __version__
+from pressroom.outputs import FORMATS
 
-FORMATS = ("epub", "pdf", "email", "site")
+if TYPE_CHECKING:
+    from pressroom.config import Config
 
 
 class _ClickHandler(logging.Handler):
@@ -30,22 +34,27 @@ def _setup_logging(verbose: int) -> None:
     logger.propagate = False
 
 
-def project_options(func):
-    """--project and --out, shared by every command that reads a project."""
-    func = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Output folder (default: PROJECT/output).")(func)
-    func = click.option("--project", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                        default=Path("."), show_default=True,
-                        help="Project folder holding content/publication.yaml.")(func)
-    return func
+def project_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--project and --out for every command that reads a project: the command gets the loaded
+    Config as ``config`` (a broken publication.yaml stops it before it starts)."""
+
+    @click.option("--project", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                  default=Path("."), show_default=True,
+                  help="Project folder holding content/publication.yaml.")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Output folder (default: PROJECT/output).")
+    @functools.wraps(func)
+    def wrapper(project: Path, out: Path | None, **kwargs: Any) -> Any:
+        return func(config=load(project, out), **kwargs)
+
+    return wrapper
 
 
-def load(project: Path, out: Path | None, **overrides):
-    """Load the project's Config with the CLI overrides that were given."""
+def load(project: Path, out: Path | None) -> "Config":
+    """Load the project's Config, with --out when it was given."""
     from pressroom.config import load_config
 
-    config = load_config(project)
-    return config.with_overrides(out=out.resolve() if out else None, **overrides)
+    return load_config(project).with_overrides(out=out.resolve() if out else None)
 
 
 def _size(n: int) -> str:
@@ -57,8 +66,8 @@ class LazyGroup(click.Group):
     so `pressroom build` does not load the sending stack or the web server."""
 
     lazy = {"subscribers": "pressroom.mail.cli", "send": "pressroom.mail.cli",
-            "bounces": "pressroom.mail.cli", "preview": "pressroom.preview",
-            "serve": "pressroom.web_cli"}
+            "bounces": "pressroom.mail.cli", "preview": "pressroom.web.cli",
+            "serve": "pressroom.web.cli"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -97,8 +106,8 @@ def cli(verbose: int) -> None:
               help="Run EPUBCheck on the ebook (default: on when the epubcheck package is "
                    "installed and the ebook was rebuilt).")
 @click.option("--force", is_flag=True, help="Re-render everything, even unchanged outputs.")
-def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: bool,
-          paper: str | None, print_shop: bool | None, validate: bool | None, force: bool) -> None:
+def build(config: "Config", formats: tuple[str, ...], strict: bool, paper: str | None,
+          print_shop: bool | None, validate: bool | None, force: bool) -> None:
     """Build the ebook, the handout and the newsletters into the output folder.
 
     Everything is checked before anything is written; a failed build leaves the previous
@@ -112,8 +121,9 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
       pressroom build --force         # ignore the cache of unchanged outputs
     """
     from pressroom.build import build as run_build
+    from pressroom.outputs import ebook_name
 
-    config = load(project, out, paper=paper, print_shop=print_shop or None)
+    config = config.with_overrides(paper=paper, print_shop=print_shop or None)
     chosen = formats or FORMATS
     started = time.perf_counter()
 
@@ -134,12 +144,12 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
             shown = path
         click.echo(f"  {shown}  {_size(size)}")
     if "epub" in chosen and (validate or (validate is None and "epub" in result.rendered)):
-        _report_epubcheck(config.out / f"{config.slug}.epub", required=bool(validate))
+        _report_epubcheck(config.out / ebook_name(config), required=bool(validate))
 
 
 def _report_epubcheck(epub: Path, required: bool) -> None:
     from pressroom.errors import PressroomError
-    from pressroom.validate import epubcheck_jar, run_epubcheck
+    from pressroom.epubcheck import epubcheck_jar, run_epubcheck
 
     if epubcheck_jar() is None:
         if required:
@@ -161,7 +171,7 @@ def _report_epubcheck(epub: Path, required: bool) -> None:
 
 @cli.command()
 @project_options
-def check(project: Path, out: Path | None) -> None:
+def check(config: "Config") -> None:
     """Validate all content without rendering anything.
 
     \b
@@ -170,7 +180,7 @@ def check(project: Path, out: Path | None) -> None:
     """
     from pressroom.build import check as run_check
 
-    pub = run_check(load(project, out))
+    pub = run_check(config)
     click.echo(f"OK: {len(pub.articles)} article(s), {len(pub.exercises)} exercise(s), "
                f"{len(pub.routines)} routine(s), {len(pub.newsletters)} newsletter(s).")
 

@@ -13,7 +13,8 @@ from pressroom.errors import ConfigError
 from pressroom.fields import Fields, load_yaml
 
 PAPER_SIZES = ("a4", "letter")
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# A slug: lowercase words joined by hyphens (the publication's and every content file's).
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -139,7 +140,7 @@ def load_config(project: Path | str) -> Config:
     data, lines = load_yaml(path.read_text(encoding="utf-8"), path)
     f = Fields(data, lines, path)
     slug = f.text("slug")
-    if not _SLUG.match(slug):
+    if not SLUG.match(slug):
         raise f.error("slug", f"'slug' must be lowercase words joined by hyphens, got {slug!r}")
     language = f.text("language")
     if not _LANG.match(language):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from pressroom import markdown
-from pressroom.config import Config
+from pressroom.config import SLUG, Config
 from pressroom.errors import ContentError, PressroomError, where
 from pressroom.fields import Fields, load_yaml
 from pressroom.model import (Article, Body, CallToAction, Exercise, Image, Newsletter, Phase,
@@ -19,7 +19,6 @@ from pressroom.model import (Article, Body, CallToAction, Exercise, Image, Newsl
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
 ROUTINE_KINDS = ("daily", "programme")
 
@@ -47,7 +46,7 @@ def split_front_matter(path: Path) -> tuple[Fields, str, int]:
 
 def _slug_of(path: Path) -> str:
     slug = path.stem
-    if not _SLUG.match(slug):
+    if not SLUG.match(slug):
         raise ContentError(path, None, "file name must be lowercase words joined by hyphens, "
                            f"like cheek-lift.md (got {path.name!r})")
     return slug

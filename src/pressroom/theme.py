@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import jinja2
 import yaml
 
-from pressroom.assets import cache_dir
+from pressroom.derived import cache_dir
 from pressroom.config import Config
 from pressroom.errors import ThemeError
 
@@ -22,14 +22,11 @@ log = logging.getLogger(__name__)
 BUILTIN_THEMES = Path(__file__).resolve().parents[2] / "themes"
 
 
-def _merge(base: dict, over: dict) -> dict:
+def _merge_tokens(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        out[key] = (
-            _merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge_tokens(out[key], value) if nested else value
     return out
 
 
@@ -61,13 +58,28 @@ class Theme:
         """Render a template; template mistakes become ThemeError naming template:line."""
         try:
             return self.env.get_template(template).render(tokens=self.tokens, **context)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ThemeError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
-        except jinja2.TemplateNotFound as exc:
-            raise ThemeError(f"template '{exc.name}' not found in theme folders "
-                             f"{', '.join(map(str, self.folders))}") from exc
-        except jinja2.UndefinedError as exc:
-            raise ThemeError(f"{_template_location(exc, template)}: {exc.message}") from exc
+        except jinja2.TemplateError as exc:
+            raise self._error(exc, template) from exc
+
+    def copy(self, template: str, **context: Any) -> dict[str, Any]:
+        """The top-level variables a template sets (``{% set title = "..." %}``): how Python
+        code gets reader-facing sentences (the service's pages and emails) from the theme."""
+        try:
+            module = self.env.get_template(template).make_module(
+                {"tokens": self.tokens, **context})
+        except jinja2.TemplateError as exc:
+            raise self._error(exc, template) from exc
+        return {name: getattr(module, name) for name in dir(module) if not name.startswith("_")}
+
+    def _error(self, exc: jinja2.TemplateError, template: str) -> ThemeError:
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            return ThemeError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}")
+        if isinstance(exc, jinja2.TemplateNotFound):
+            return ThemeError(f"template '{exc.name}' not found in theme folders "
+                              f"{', '.join(map(str, self.folders))}")
+        if isinstance(exc, jinja2.UndefinedError):
+            return ThemeError(f"{_template_location(exc, template)}: {exc.message}")
+        raise exc
 
 
 class _BytecodeCache(jinja2.FileSystemBytecodeCache):
@@ -126,7 +138,7 @@ def load_theme(config: Config) -> Theme:
                 raise ThemeError(f"{tokens_file}: invalid YAML: {exc}") from exc
             if not isinstance(data, dict):
                 raise ThemeError(f"{tokens_file}: must be a mapping of design tokens")
-            tokens = _merge(tokens, data)
+            tokens = _merge_tokens(tokens, data)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_autoescape, undefined=jinja2.StrictUndefined,

@@ -87,7 +87,7 @@ def test_prepared_bodies_decode_to_the_personalised_template():
     import email
 
     from pressroom.mail.message import MessageTemplate
-    from pressroom.merge import (FIRST_NAME, UNSUBSCRIBE_URL, VIEW_URL, personalise_html,
+    from pressroom.mergefields import (FIRST_NAME, UNSUBSCRIBE_URL, VIEW_URL, personalise_html,
                                  personalise_text, values)
 
     line = "x" * 70

@@ -22,7 +22,7 @@ from pressroom.mail.settings import (DkimSettings, MailSettings, SmtpSettings, m
 from pressroom.mail.smtp import OutboxTransport, SmtpTransport, TransportError, safe_label
 from pressroom.mail.store import BATCH, Store, open_store
 from pressroom.mail.tokens import UNSUBSCRIBE, make_token
-from pressroom.merge import UNSUBSCRIBE_URL, values
+from pressroom.mergefields import UNSUBSCRIBE_URL, values
 
 log = logging.getLogger(__name__)
 PREFETCH = 4  # messages rendered ahead of the one being sent

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pressroom.config import Config, load_config
+from pressroom.cli import project_options
+from pressroom.config import Config
 from pressroom.errors import MailError
 from pressroom.mail.store import STATUSES
 
@@ -19,21 +19,6 @@ if TYPE_CHECKING:
 # The library is imported inside each command: listing commands must stay fast.
 
 SHOWN_ADDRESSES = 50
-
-
-def project_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --project and --out, and pass the loaded Config as ``config``."""
-
-    @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".",
-                  show_default=True, help="The project folder (holding content/publication.yaml).")
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="The output folder (default: <project>/output).")
-    @functools.wraps(func)
-    def wrapper(project: Path, out: Path | None, **kwargs: Any) -> Any:
-        config = load_config(project).with_overrides(out=out.resolve() if out else None)
-        return func(config=config, **kwargs)
-
-    return wrapper
 
 
 @click.group()

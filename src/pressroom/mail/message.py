@@ -24,11 +24,11 @@ import dkim
 from pressroom.errors import MailError, where
 from pressroom.mail.addresses import check_header, domain_of, normalise_address
 from pressroom.mail.settings import DkimSettings
-from pressroom.merge import MARKERS
+from pressroom.mergefields import MARKERS
+from pressroom.outputs import is_issue_name
 
 log = logging.getLogger(__name__)
 
-_ISSUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MARKER = re.compile("(" + "|".join(re.escape(m) for m in MARKERS) + ")")
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -78,7 +78,7 @@ class Outgoing:
 
 def load_built(out: Path, issue: str) -> Built:
     """Read ``<out>/newsletters/<issue>.{json,html,txt}``; a clear error when missing or broken."""
-    if not _ISSUE.match(issue):
+    if not is_issue_name(issue):
         raise MailError(f"{issue!r} is not an issue slug; give the file name of a built newsletter "
                         "without its extension, e.g. 01-welcome")
     folder = out / "newsletters"

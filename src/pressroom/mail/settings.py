@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pressroom.config import Config
 from pressroom.errors import ConfigError, ContentError, MailError
 from pressroom.fields import Fields
+from pressroom import outputs
 from pressroom.mail.addresses import domain_of, normalise_address
 
 SECRET_ENV = "PRESSROOM_SECRET_KEY"
@@ -138,20 +139,19 @@ def _mail_settings(config: Config) -> MailSettings:
     if "." not in list_id.strip(".") or not set(list_id) <= _LIST_ID_CHARS or ".." in list_id:
         raise f.error("list_id", f"'mail.list_id' must look like a domain name, e.g. "
                                  f"newsletter.example.com, got {list_id!r}")
-    site = config.website.rstrip("/")
     mailto = f.text("unsubscribe_mailto", False, f"unsubscribe@{sender_domain}")
     try:
         mailto = normalise_address(mailto)
     except MailError as exc:
         raise f.error("unsubscribe_mailto", f"'mail.unsubscribe_mailto': {exc.message}") from exc
-    view_url = f.text("view_url", False, f"{site}/newsletters/")
+    view_url = f.text("view_url", False, outputs.view_base_url(config))
     if not view_url.startswith(("https://", "http://")):
         raise f.error("view_url", f"'mail.view_url' must be a full URL, got {view_url!r}")
     settings = MailSettings(
         store=store, outbox=config.out / "outbox",
         sender_name=news.sender_name, sender=news.sender_address, reply_to=news.reply_to,
         fallback_name=news.fallback_name, list_id=list_id,
-        unsubscribe_url=_https(f, "unsubscribe_url", f"{site}/unsubscribe"),
+        unsubscribe_url=_https(f, "unsubscribe_url", outputs.unsubscribe_url(config)),
         unsubscribe_mailto=mailto,
         view_url=view_url if view_url.endswith("/") else view_url + "/",
         soft_bounce_limit=f.integer("soft_bounce_limit", False, 3, minimum=1),

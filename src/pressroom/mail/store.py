@@ -96,13 +96,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             source TEXT NOT NULL,
             processed_at TEXT NOT NULL) WITHOUT ROWID""",
     ),
-    (  # 3: sign-up rate limits of the subscription service (keyed hashes, pruned after a day)
-        """CREATE TABLE rate_hits (
-            bucket TEXT NOT NULL,
-            at REAL NOT NULL)""",
-        "CREATE INDEX rate_hits_bucket ON rate_hits (bucket, at)",
-        "CREATE INDEX rate_hits_at ON rate_hits (at)",
-    ),
+    # 3: was the web's rate_hits table; the web package now creates its own tables
+    # (pressroom.web.guard.migrate). Stores already at 3 keep the table, which it reuses.
+    (),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

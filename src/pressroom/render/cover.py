@@ -11,7 +11,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from pressroom.assets import cached
+from pressroom.derived import svg_png
 from pressroom.model import Publication
 from pressroom.theme import Theme
 
@@ -123,12 +123,7 @@ def cover_key(pub: Publication, theme: Theme) -> bytes:
 
 
 def cover_png(pub: Publication, theme: Theme) -> bytes:
-    """The cover as a 1600x2400 PNG, cached by its inputs (drawing and rasterising take ~0.6 s,
-    much of it importing fontTools and cairo)."""
-    def make() -> bytes:
-        import cairosvg
-
-        svg = cover_svg(pub, theme).encode("utf-8")
-        return cairosvg.svg2png(bytestring=svg, output_width=WIDTH, output_height=HEIGHT)
-
-    return cached(pub.config.project, cover_key(pub, theme), "png", make)
+    """The cover as 1600x2400 PNG bytes; may fill the derived-file cache, keyed by the cover's
+    inputs (drawing and rasterising take ~0.6 s, much of it importing fontTools and cairo)."""
+    return svg_png(pub.config.project, cover_key(pub, theme),
+                   lambda: cover_svg(pub, theme).encode("utf-8"), WIDTH, HEIGHT)

@@ -14,8 +14,8 @@ from xml.parsers import expat
 
 from markupsafe import Markup
 
-from pressroom import merge
-from pressroom.assets import cached
+from pressroom import mergefields, outputs
+from pressroom.derived import svg_png
 from pressroom.errors import RenderError, where
 from pressroom.model import Image, Newsletter, Publication
 from pressroom.render import text
@@ -60,17 +60,12 @@ def image_file_name(img: Image) -> str:
 
 
 def _raster(path: Path, width: int, project: Path) -> bytes:
-    """The PNG email clients get for an SVG (cached by source and width); rasters as they are."""
+    """The PNG bytes email clients get for an SVG (may fill the derived-file cache, keyed by
+    source and width); rasters as they are."""
     if path.suffix.lower() != ".svg":
         return path.read_bytes()
     svg = path.read_bytes()
-
-    def make() -> bytes:
-        import cairosvg
-
-        return cairosvg.svg2png(bytestring=svg, url=str(path), output_width=width)
-
-    return cached(project, svg + f"\0{width}".encode(), "png", make)
+    return svg_png(project, svg + f"\0{width}".encode(), lambda: svg, width, url=str(path))
 
 
 def mjml_problem(source: str) -> tuple[int, str, str | None] | None:
@@ -183,27 +178,23 @@ class EmailRenderer:
     def __init__(self, pub: Publication, theme: Theme) -> None:
         self.pub, self.theme = pub, theme
         self.cfg = pub.config
-        self.site = self.cfg.website.rstrip("/")
         self.inline_css = theme.render("email/style.css")
         self.head_styles = "".join(f'<style type="text/css">{theme.render(name).strip()}</style>'
                                    for name in HEAD_STYLES)
         self.limitations_html = Markup(pub.limitations.html)
         self.limitations_text = text.markdown_to_text(self.cfg.limitations).rstrip("\n")
         self.disclaimer_text = " ".join(self.cfg.disclaimer.split())
-        address = list(self.cfg.contact.address)
-        if address and address[0] == self.cfg.publisher:  # don't print the name twice
-            address = address[1:]
-        self.address_line = ", ".join(address)
+        self.address_line = ", ".join(outputs.address_lines(self.cfg))
         language = self.cfg.language.split("-")[0].lower()
         self.direction = "rtl" if language in RTL_LANGUAGES else "ltr"
 
     def image_url(self, img: Image) -> str:
         """Where the hosted copy of an illustration lives."""
-        return f"{self.site}/newsletters/images/{image_file_name(img)}"
+        return outputs.email_image_url(self.cfg, image_file_name(img))
 
     def web_url(self, issue: Newsletter) -> str:
         """Where the web version of an issue lives (what "view in browser" opens)."""
-        return f"{self.site}/newsletters/{issue.slug}.html"
+        return outputs.issue_url(self.cfg, issue.slug)
 
     def _body_html(self, issue: Newsletter) -> Markup:
         # Point the body's own images at their hosted PNG copies, sized for Outlook.
@@ -215,19 +206,19 @@ class EmailRenderer:
 
     def _context(self, issue: Newsletter, web: bool) -> dict:
         cfg = self.cfg
-        site_name = cfg.website.split("://", 1)[-1].rstrip("/")
+        site_name = outputs.website_label(cfg)
         if web:
             why = f"This is the web version of {cfg.publisher}'s newsletter."
         else:
             why = (f"You're receiving this because you signed up for {cfg.publisher}'s "
                    f"newsletter at {site_name} or in the clinic.")
         return dict(pub=self.pub, cfg=cfg, issue=issue, web=web, direction=self.direction,
-                    first_name=cfg.newsletter.fallback_name if web else merge.FIRST_NAME,
-                    view_url=self.web_url(issue) if web else merge.VIEW_URL,
-                    unsubscribe_url=merge.UNSUBSCRIBE_URL, why_text=why,
+                    first_name=cfg.newsletter.fallback_name if web else mergefields.FIRST_NAME,
+                    view_url=self.web_url(issue) if web else mergefields.VIEW_URL,
+                    unsubscribe_url=mergefields.UNSUBSCRIBE_URL, why_text=why,
                     date_label=f"{issue.date.day} {issue.date:%B %Y}",
                     address_line=self.address_line,
-                    logo_url=f"{self.site}/newsletters/images/logo.png",
+                    logo_url=outputs.email_image_url(cfg, "logo.png"),
                     image_url=self.image_url, preheader_padding=PREHEADER_PADDING,
                     body_html=self._body_html(issue),
                     limitations_html=self.limitations_html,
@@ -284,7 +275,7 @@ class EmailRenderer:
         if web:
             # The web version sits beside its images in site/newsletters/: relative links work
             # wherever the site is hosted, and when the file is opened from disk.
-            html = html.replace(f'"{self.site}/newsletters/images/', '"images/')
+            html = html.replace(f'"{outputs.email_image_url(self.cfg, "")}', '"images/')
         return html
 
     def text(self, issue: Newsletter, web: bool = False) -> str:
@@ -296,9 +287,9 @@ class EmailRenderer:
     def check_size(self, issue: Newsletter, html: str) -> int:
         """Fail above Gmail's clipping limit, warn near it (measured after personalisation
         with the longest realistic name); returns the measured size in bytes."""
-        final = merge.personalise_html(
+        final = mergefields.personalise_html(
             html, first_name=LONGEST_NAME, fallback=self.cfg.newsletter.fallback_name,
-            unsubscribe_url=f"{self.site}/unsubscribe?t=" + "x" * 120,
+            unsubscribe_url=outputs.unsubscribe_url(self.cfg) + "?t=" + "x" * 120,
             view_url=self.web_url(issue))
         size = len(final.encode("utf-8"))
         if size > MAX_BYTES:
@@ -325,20 +316,17 @@ class EmailRenderer:
                 "number": issue.number, "date": issue.date.isoformat(),
                 "featured": [ex.slug for ex in issue.featured]}
         return {
-            f"newsletters/{issue.slug}.html": html,
+            outputs.issue_path(issue.slug): html,
             f"newsletters/{issue.slug}.txt": self.text(issue),
             f"newsletters/{issue.slug}.json": json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-            f"site/newsletters/{issue.slug}.html": self.html(issue, web=True),
+            f"site/{outputs.issue_path(issue.slug)}": self.html(issue, web=True),
         }
 
     def images(self, issues) -> dict[str, bytes]:
-        """Raster copies (2x for sharp screens) of the logo and every image the issues show."""
-        folder = "site/newsletters/images"
-        out = {
-            f"{folder}/logo.png": _raster(
-                self.theme.asset(self.theme.tokens["logo"]), 128, self.cfg.project
-            )
-        }
+        """Raster copies (2x for sharp screens) of the logo and every image the issues show;
+        may fill the derived-file cache."""
+        folder = f"site/{outputs.EMAIL_IMAGES}"
+        out = {f"{folder}/logo.png": _raster(self.theme.asset(self.theme.tokens["logo"]), 128, self.cfg.project)}
         for issue in issues:
             for ex in issue.featured:
                 name = image_file_name(ex.illustration)
@@ -351,7 +339,8 @@ class EmailRenderer:
 
 
 def render_email(pub: Publication, theme: Theme) -> dict[str, bytes | str]:
-    """Every newsletter issue, its text part, web version and images."""
+    """Every newsletter issue, its text part, web version and images, as files; may fill the
+    derived-file cache (the PNG copies of SVG images)."""
     renderer = EmailRenderer(pub, theme)
     out: dict[str, bytes | str] = {}
     for issue in pub.newsletters:

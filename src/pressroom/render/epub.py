@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import logging
-import os
 import zipfile
+from dataclasses import dataclass
+from typing import Any
 
-from pressroom.model import Publication
+from pressroom.config import Config
+from pressroom.mediatypes import media_type
+from pressroom.model import Exercise, Publication
+from pressroom.outputs import build_time, download_url, ebook_name, handout_name
 from pressroom.render import fonts
 from pressroom.render.cover import cover_png
 from pressroom.theme import Theme
@@ -34,35 +37,39 @@ SUMMARY = ("All illustrations have text descriptions, and every exercise can be 
            "themes work. No flashing content, sound or motion.")
 
 
-def build_time() -> _dt.datetime:
-    """SOURCE_DATE_EPOCH when set (reproducible builds), else a fixed 2000-01-01."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.strip().isdigit():
-        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).replace(tzinfo=None)
-    return _dt.datetime(2000, 1, 1)
-
-
 def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
-    """The ebook as ``{"<slug>.epub": bytes}``."""
+    """The ebook as ``{"<slug>.epub": bytes}``; may fill the derived-file cache (the cover PNG,
+    the font subsets). Reads as the steps of Sphinx's EPUB builder: metadata, documents,
+    navigation, package.
+
+    Example::
+
+        files = render_epub(load_publication(config), load_theme(config))
+    """
     from ebooklib import epub
 
-    cfg = pub.config
     book = epub.EpubBook()
+    build_metadata(book, pub.config)
+    docs = build_documents(book, pub, theme)
+    build_navigation(book, pub, docs)
+    return {ebook_name(pub.config): build_package(book, pub, theme)}
+
+
+def build_metadata(book, cfg: Config) -> None:
+    """Dublin Core metadata with EPUB 3 refinements, and the accessibility metadata."""
     book.set_identifier(cfg.identifier)
     book.set_language(cfg.language)
     book.title = cfg.title  # used by the NCX docTitle and the nav
     book.add_metadata("DC", "title", cfg.title, {"id": "pub-title"})
     book.add_metadata(None, "meta", "main", {"refines": "#pub-title", "property": "title-type"})
     book.add_metadata("DC", "title", cfg.subtitle, {"id": "pub-subtitle"})
-    book.add_metadata(
-        None, "meta", "subtitle", {"refines": "#pub-subtitle", "property": "title-type"}
-    )
+    book.add_metadata(None, "meta", "subtitle", {"refines": "#pub-subtitle",
+                                                 "property": "title-type"})
     book.add_metadata("DC", "creator", cfg.author.name, {"id": "pub-creator"})
     book.add_metadata(None, "meta", "aut", {"refines": "#pub-creator", "property": "role",
                                             "scheme": "marc:relators"})
-    book.add_metadata(
-        None, "meta", cfg.author.name, {"refines": "#pub-creator", "property": "file-as"}
-    )
+    book.add_metadata(None, "meta", cfg.author.name, {"refines": "#pub-creator",
+                                                      "property": "file-as"})
     book.add_metadata("DC", "publisher", cfg.publisher)
     book.add_metadata("DC", "date", cfg.date.isoformat())
     book.add_metadata("DC", "rights", cfg.rights)
@@ -73,14 +80,39 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
         book.add_metadata(None, "meta", value, {"property": prop})
     book.add_metadata(None, "meta", SUMMARY, {"property": "schema:accessibilitySummary"})
 
+
+@dataclass
+class Documents:
+    """The book's content documents, by role, in reading order, and the stylesheet they share."""
+
+    css: Any
+    cover: Any
+    title: Any
+    articles: list
+    part: Any
+    exercises: list
+    routines: Any | None
+    about: Any
+    back: Any
+
+
+def exercise_file(ex: Exercise) -> str:
+    """An exercise's document inside the book (routines link to it)."""
+    return f"exercise-{ex.slug}.xhtml"
+
+
+def build_documents(book, pub: Publication, theme: Theme) -> Documents:
+    """The stylesheet, cover image, illustrations and every content document, added to the book's
+    manifest."""
+    from ebooklib import epub
+
+    cfg = pub.config
     css = epub.EpubItem(uid="style", file_name="style.css", media_type="text/css",
                         content=theme.render("epub/style.css").encode("utf-8"))
     book.add_item(css)
     book.set_cover("images/cover.png", cover_png(pub, theme), create_page=False)
     for img in pub.images:
-        media = "image/svg+xml" if img.src.endswith(".svg") else (
-            "image/png" if img.src.endswith(".png") else "image/jpeg")
-        book.add_item(epub.EpubItem(uid=img.stem, file_name=img.src, media_type=media,
+        book.add_item(epub.EpubItem(uid=img.stem, file_name=img.src, media_type=media_type(img.src),
                                     content=img.path.read_bytes()))
 
     def doc(name: str, title: str, template: str, **ctx) -> epub.EpubHtml:
@@ -91,45 +123,51 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
         book.add_item(item)
         return item
 
-    def link(ex) -> str:
-        return f"exercise-{ex.slug}.xhtml"
+    return Documents(
+        css=css, cover=doc("cover.xhtml", "Cover", "cover.xhtml"),
+        title=doc("title.xhtml", "Title page", "title.xhtml"),
+        articles=[doc(f"article-{a.slug}.xhtml", a.title, "article.xhtml", article=a,
+                      loop_first=i == 0) for i, a in enumerate(pub.articles)],
+        part=doc("exercises.xhtml", "The exercises", "exercises.xhtml"),
+        exercises=[doc(exercise_file(ex), ex.title, "exercise.xhtml", ex=ex)
+                   for ex in pub.exercises],
+        routines=(doc("routines.xhtml", "Routines", "routines.xhtml", link=exercise_file)
+                  if pub.routines else None),
+        about=doc("about.xhtml", "About the author", "about.xhtml"),
+        back=doc("back.xhtml", "Keep going", "back.xhtml",
+                 handout_url=download_url(cfg, handout_name(cfg))))
 
-    cover = doc("cover.xhtml", "Cover", "cover.xhtml")
-    title = doc("title.xhtml", "Title page", "title.xhtml")
-    articles = [doc(f"article-{a.slug}.xhtml", a.title, "article.xhtml", article=a,
-                    loop_first=i == 0) for i, a in enumerate(pub.articles)]
-    part = doc("exercises.xhtml", "The exercises", "exercises.xhtml")
-    exercises = [doc(link(ex), ex.title, "exercise.xhtml", ex=ex) for ex in pub.exercises]
-    routines = (
-        doc("routines.xhtml", "Routines", "routines.xhtml", link=link) if pub.routines else None
-    )
-    about = doc("about.xhtml", "About the author", "about.xhtml")
-    back = doc("back.xhtml", "Keep going", "back.xhtml",
-               handout_url=f"{cfg.website.rstrip('/')}/downloads/{cfg.slug}-handout.pdf")
+
+def build_navigation(book, pub: Publication, docs: Documents) -> None:
+    """The navigation document, the NCX, the table of contents, the spine and the landmarks."""
+    from ebooklib import epub
 
     nav = epub.EpubNav(uid="nav", file_name="nav.xhtml", title="Contents")
-    nav.add_item(css)
+    nav.add_item(docs.css)
     book.add_item(nav)
     book.add_item(epub.EpubNcx())
-
     toc: list = []
-    for a, item in zip(pub.articles, articles):
+    for a, item in zip(pub.articles, docs.articles):
         subs = [epub.Link(f"{item.file_name}#{h.anchor}", h.text, h.anchor)
                 for h in a.body.headings if h.level == 2]
         toc.append((epub.Section(a.title, item.file_name), subs) if subs else item)
-    toc.append((epub.Section("The exercises", part.file_name), exercises))
-    if routines is not None:
-        toc.append(routines)
-    toc += [about, back]
-    book.toc = toc
-    book.spine = [cover, title, nav, *articles, part, *exercises,
-                  *([routines] if routines else []), about, back]
+    toc.append((epub.Section("The exercises", docs.part.file_name), docs.exercises))
+    routines = [docs.routines] if docs.routines is not None else []
+    book.toc = [*toc, *routines, docs.about, docs.back]
+    book.spine = [docs.cover, docs.title, nav, *docs.articles, docs.part, *docs.exercises,
+                  *routines, docs.about, docs.back]
+    first = docs.articles[0] if docs.articles else docs.part
     book.guide = [
-        {"type": "cover", "href": cover.file_name, "title": "Cover"},
+        {"type": "cover", "href": docs.cover.file_name, "title": "Cover"},
         {"type": "toc", "href": nav.file_name, "title": "Contents"},
-        {"type": "text", "href": articles[0].file_name if articles else part.file_name,
-         "title": "Start reading"},
+        {"type": "text", "href": first.file_name, "title": "Start reading"},
     ]
+
+
+def build_package(book, pub: Publication, theme: Theme) -> bytes:
+    """The embedded font subsets, then the packaged OCF zip, re-zipped for reproducibility."""
+    from ebooklib import epub
+
     fonts.embed_epub_fonts(book, pub, theme)
     raw = io.BytesIO()
     epub.write_epub(raw, book, {"mtime": build_time(), "epub3_landmark": True,
@@ -138,7 +176,7 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
                                 "play_order": {"enabled": True}})
     extra = {"META-INF/com.apple.ibooks.display-options.xml":
              theme.render("epub/display-options.xml").encode("utf-8")}
-    return {f"{cfg.slug}.epub": normalise_zip(raw.getvalue(), extra)}
+    return normalise_zip(raw.getvalue(), extra)
 
 
 def normalise_zip(data: bytes, extra: dict[str, bytes]) -> bytes:

@@ -9,9 +9,9 @@ import math
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pressroom.errors import RenderError
-from pressroom.fetch import make_fetcher
+from pressroom.render.urlfetch import make_fetcher
 from pressroom.model import Publication, Routine
-from pressroom.render.epub import build_time
+from pressroom.outputs import build_time, handout_name, quickref_name, website_label
 from pressroom.theme import Theme
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _context(pub: Publication, theme: Theme, paper: str, print_shop: bool, sourc
                 asset_url=asset_url, qr_url=qr_url, page_w=width, page_h=height,
                 bleed=BLEED_MM if print_shop else 0,
                 qr_src=qr_data_uri(qr_url, theme.tokens["colours"]["ink"]),
-                website_label=cfg.website.split("://", 1)[-1].rstrip("/"),
+                website_label=website_label(cfg),
                 created=build_time().strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
@@ -198,9 +198,9 @@ def render_pdf(pub: Publication, theme: Theme) -> dict[str, bytes]:
     """
     cfg = pub.config
     paper, shop = cfg.paper, cfg.print_shop
-    handout = f"{cfg.slug}-handout.pdf"
+    handout = handout_name(cfg)
     out = {handout: html_to_pdf(handout_html(pub, theme, paper, shop), pub, theme, handout)}
     if pub.daily is not None:
-        quickref = f"{cfg.slug}-quick-reference.pdf"
+        quickref = quickref_name(cfg)
         out[quickref] = quickref_pdf(pub, theme, paper, shop, quickref)
     return out

@@ -1,5 +1,6 @@
 """Publication -> the static site: landing page, newsletter archive, sign-up page, 404 page,
-stylesheet, cover, illustrations and web fonts. Pure: returns files, writes nothing."""
+stylesheet, cover, illustrations and web fonts. Returns files and writes no output; the cover
+comes through the derived-file cache (derived.py), which it may fill."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from urllib.parse import urlsplit
 
 from pressroom.config import Config
 from pressroom.model import Publication
+from pressroom.outputs import address_lines, download_names, download_path
 from pressroom.render.cover import cover_png
-from pressroom.render.fonts import subset
+from pressroom.derived import subset
 from pressroom.theme import Theme
 
 log = logging.getLogger(__name__)
@@ -62,31 +64,22 @@ def site_inputs(pub: Publication) -> list[Path]:
     return sorted(paths)
 
 
-def download_names(config: Config, quick_reference: bool = True) -> list[str]:
-    """The built files the site offers under ``downloads/`` (names as ``pressroom build`` writes
-    them into the output folder)."""
-    names = [f"{config.slug}.epub", f"{config.slug}-handout.pdf"]
-    if quick_reference:
-        names.append(f"{config.slug}-quick-reference.pdf")
-    return names
-
-
 def downloads(pub: Publication) -> list[Download]:
     """What the landing page offers for download, in the order it shows them."""
     cfg = pub.config
     paper = "A4" if cfg.paper == "a4" else "US Letter"
     names = download_names(cfg, pub.daily is not None)
     out = [
-        Download("ebook", f"downloads/{names[0]}", "The ebook", "Download the ebook", "EPUB",
+        Download("ebook", download_path(names[0]), "The ebook", "Download the ebook", "EPUB",
                  "For Apple Books, Google Play Books, Kobo and most e-readers."),
-        Download("handout", f"downloads/{names[1]}", "The printable handout",
+        Download("handout", download_path(names[1]), "The printable handout",
                  "Download the handout", f"PDF, {paper}",
                  "The same guide laid out for printing" + (
                      ", with a progress tracker to tick off each session." if pub.programme
                      else ".")),
     ]
     if pub.daily is not None:
-        out.append(Download("quickref", f"downloads/{names[2]}", "The quick reference",
+        out.append(Download("quickref", download_path(names[2]), "The quick reference",
                             "Download the quick reference",
                             f"PDF, one {paper} page",
                             f"{pub.daily.title}, on one page to keep by the mirror."))
@@ -142,10 +135,7 @@ def web_fonts(theme: Theme) -> tuple[list[FontFace], dict[str, bytes]]:
 def page_context(config: Config, root: str) -> dict:
     """What every page template needs: the config, the relative path to the site root and the
     address lines of the footer. Shared with the subscription service's pages."""
-    address = list(config.contact.address)
-    if address and address[0] == config.publisher:  # the footer names the clinic already
-        address = address[1:]
-    return dict(cfg=config, root=root, home=root or "./", address_lines=address,
+    return dict(cfg=config, root=root, home=root or "./", address_lines=address_lines(config),
                 phone_href="tel:" + re.sub(r"[^0-9+]", "", config.contact.phone or ""),
                 site_host=urlsplit(config.website).netloc)
 

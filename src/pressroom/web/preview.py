@@ -20,21 +20,25 @@ from pathlib import Path
 from typing import Callable
 from xml.etree import ElementTree
 
-from flask import Flask, Response, abort, jsonify, request, send_file
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, send_file
 
-from pressroom import merge
+from pressroom import outputs
+from pressroom.build import build
 from pressroom.config import Config, load_config
+from pressroom.content import load_publication
 from pressroom.errors import PressroomError, RenderError
+from pressroom.mediatypes import media_type
+from pressroom.theme import Theme, load_theme
+from pressroom.web.screenshots import FRAMES, SAMPLE_NAME, sample_html
+from pressroom.web.static import file_response, find_file
 
 log = logging.getLogger(__name__)
 
-SAMPLE_NAME = "Alex"  # the greeting the previews show
-FRAMES = ((375, "light"), (375, "dark"), (800, "light"), (800, "dark"))
 PDF_DPI = 60
 CACHE = ".preview-cache"
-WATCH_INTERVAL = 0.5
 PREVIEW_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                "script-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
+EXTENSION = "pressroom-preview"
 _DARK = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
 _LIGHT = re.compile(r"\(\s*prefers-color-scheme\s*:\s*light\s*\)")
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S)
@@ -121,8 +125,6 @@ class Preview:
 
     def rebuild(self) -> None:
         """Build everything that changed; a failure is kept for the page to show, not raised."""
-        from pressroom.build import build
-
         with self._lock:
             started = time.perf_counter()
             try:
@@ -144,51 +146,44 @@ class Preview:
             self.version += 1
             self.built_at = time.strftime("%H:%M:%S")
 
-    def watched(self) -> dict[Path, tuple[int, int]]:
-        """(mtime, size) of every file under content/ and the theme folders."""
-        from pressroom.theme import load_theme
-
-        folders = [self.config.content_dir]
+    def folders(self) -> list[Path]:
+        """What the preview watches: content/ and every folder of the theme."""
         try:
-            folders += list(load_theme(self.config).folders)
-        except PressroomError:
-            folders.append(self.config.project / "themes")
-        seen: dict[Path, tuple[int, int]] = {}
-        for folder in folders:
-            for path in folder.rglob("*"):
-                try:
-                    st = path.stat()
-                except OSError:  # deleted while we looked
-                    continue
-                if path.is_file():
-                    seen[path] = (st.st_mtime_ns, st.st_size)
-        return seen
+            return [self.config.content_dir, *load_theme(self.config).folders]
+        except PressroomError:  # a broken theme setting: watch the project's themes instead
+            return [self.config.content_dir, self.config.project / "themes"]
 
-    def watch(self, stop: threading.Event, interval: float = WATCH_INTERVAL,
-              ready: threading.Event | None = None) -> None:
-        """Rebuild whenever a watched file changes, until ``stop`` is set; ``ready`` is set once
-        the files have been looked at (a change after that is seen)."""
-        last = self.watched()
-        if ready is not None:
-            ready.set()
-        while not stop.wait(interval):
-            now = self.watched()
-            if now != last:
-                stop.wait(0.2)  # let an editor finish writing
-                last = self.watched()
-                log.info("change detected; rebuilding")
-                self.rebuild()
+    def watch(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
+        """Rebuild whenever a file under content/ or the theme changes, until ``stop`` is set.
+
+        The operating system reports the changes (watchfiles: inotify on Linux); nothing is
+        polled. ``ready`` is set once the watch is in place. A change of publication.yaml may
+        change the theme, so the folder list is read again after each rebuild.
+        """
+        from watchfiles import watch
+
+        while not stop.is_set():
+            folders = [f for f in self.folders() if f.is_dir()]
+            # rust_timeout makes the first (empty) yield say "watching now"; later ones are
+            # ignored. step: how long a burst of writes (an editor saving) may go quiet.
+            for changes in watch(*folders, stop_event=stop, yield_on_timeout=True,
+                                 rust_timeout=200, step=100, raise_interrupt=False):
+                if ready is not None:
+                    ready.set()
+                if changes:
+                    log.info("change detected; rebuilding")
+                    self.rebuild()
+                    if [f for f in self.folders() if f.is_dir()] != folders:
+                        break  # watch the new theme's folders
 
     def pdfs(self) -> list[Path]:
         """The built PDFs (handout, quick reference) that exist."""
-        from pressroom.render.site import download_names
-
-        return [self.config.out / n for n in download_names(self.config)
+        return [self.config.out / n for n in outputs.download_names(self.config)
                 if n.endswith(".pdf") and (self.config.out / n).is_file()]
 
     def book(self) -> Book | None:
         """The built EPUB, re-read when the file changes; None before the first build."""
-        path = self.config.out / f"{self.config.slug}.epub"
+        path = self.config.out / outputs.ebook_name(self.config)
         if not path.is_file():
             return None
         st = path.stat()
@@ -198,117 +193,126 @@ class Preview:
         return self._book[1]
 
 
-def create_preview_app(preview: Preview) -> Flask:
-    """The preview's Flask app (the page, the frames' sources, and the reload poll)."""
-    from pressroom.theme import load_theme
+bp = Blueprint("preview", __name__)
 
-    app = Flask(__name__, static_folder=None, template_folder=None)
 
-    def theme():
-        return load_theme(preview.config)
+def _preview() -> Preview:
+    return current_app.extensions[EXTENSION]
 
-    @app.get("/")
-    def index() -> Response:
-        cfg = preview.config
-        issues, pdfs, problems = [], [], []
-        try:
-            from pressroom.content import load_publication
 
-            issues = sorted(load_publication(cfg).newsletters, key=lambda i: i.number)
-        except PressroomError as exc:
-            problems.append(exc.message)
-        for pdf in preview.pdfs():
-            try:
-                pdfs.append((pdf.name, len(pdf_pages(pdf, preview.cache))))
-            except PressroomError as exc:
-                problems.append(exc.message)
-        book = preview.book()
-        built = [i for i in issues if (cfg.out / "newsletters" / f"{i.slug}.html").is_file()]
-        page = theme().render("site/preview/index.html", cfg=cfg, preview=preview, issues=built,
-                              frames=FRAMES, sample_name=SAMPLE_NAME, pdfs=pdfs,
-                              chapters=book.chapters if book else [], problems=problems,
-                              site_built=(cfg.out / "site" / "index.html").is_file())
-        return _no_store(Response(page, mimetype="text/html"))
-
-    @app.get("/__version")
-    def version() -> Response:
-        return _no_store(jsonify(version=preview.version, error=preview.error))
-
-    @app.get("/preview.<kind>")
-    def asset(kind: str) -> Response:
-        types = {"css": "text/css", "js": "text/javascript"}
-        if kind not in types:
-            abort(404)
-        return _no_store(Response(theme().render(f"site/preview/preview.{kind}"),
-                                  mimetype=types[kind]))
-
-    @app.get("/email/<slug>")
-    def email(slug: str) -> Response:
-        cfg = preview.config
-        path = (cfg.out / "newsletters" / f"{slug}.html")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", slug) or not path.is_file():
-            abort(404)
-        site = cfg.website.rstrip("/")
-        html = merge.personalise_html(
-            path.read_text(encoding="utf-8"), first_name=SAMPLE_NAME,
-            fallback=cfg.newsletter.fallback_name, unsubscribe_url=f"{site}/unsubscribe",
-            view_url=f"{site}/newsletters/{slug}.html")
-        # Hosted images (and links) point at the live site; show the local build instead.
-        html = force_scheme(html.replace(f"{site}/", "/site/"), request.args.get("scheme", ""))
-        return _no_store(Response(html, mimetype="text/html"))
-
-    @app.get("/pdf/<name>/<int:number>.png")
-    def pdf_page(name: str, number: int) -> Response:
-        pdf = next((p for p in preview.pdfs() if p.name == name), None)
-        if pdf is None:
-            abort(404)
-        pages = pdf_pages(pdf, preview.cache)
-        if not 1 <= number <= len(pages):
-            abort(404)
-        return send_file(pages[number - 1], mimetype="image/png", max_age=0)
-
-    @app.get("/epub/<path:path>")
-    def epub(path: str) -> Response:
-        book = preview.book()
-        if book is None or path not in book.files:
-            abort(404)
-        import mimetypes
-
-        kind = ("application/xhtml+xml" if path.endswith(".xhtml") else
-                mimetypes.guess_type(path)[0] or "application/octet-stream")
-        return _no_store(Response(book.files[path], mimetype=kind))
-
-    @app.get("/site/", defaults={"path": "index.html"})
-    @app.get("/site/<path:path>")
-    def site(path: str) -> Response:
-        from werkzeug.security import safe_join
-
-        from pressroom.web import CONTENT_TYPES
-
-        root = preview.config.out / "site"
-        full = safe_join(str(root), path)
-        target = Path(full) if full else None
-        if target is not None and target.is_dir():
-            target = target / "index.html"
-        if target is None or not target.is_file():
-            abort(404)
-        kind = CONTENT_TYPES.get(target.suffix.lower(), "application/octet-stream")
-        return send_file(target, mimetype=kind, max_age=0)
-
-    @app.after_request
-    def headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = PREVIEW_CSP
-        response.headers["X-Frame-Options"] = "SAMEORIGIN"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
-
-    return app
+def _theme() -> Theme:
+    return load_theme(_preview().config)  # per request: the theme may have changed
 
 
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/")
+def index() -> Response:
+    """The preview page: every issue in four frames, the PDFs' pages, the EPUB's chapters."""
+    preview = _preview()
+    cfg = preview.config
+    issues, pdfs, problems = [], [], []
+    try:
+        issues = sorted(load_publication(cfg).newsletters, key=lambda i: i.number)
+    except PressroomError as exc:
+        problems.append(exc.message)
+    for pdf in preview.pdfs():
+        try:
+            pdfs.append((pdf.name, len(pdf_pages(pdf, preview.cache))))
+        except PressroomError as exc:
+            problems.append(exc.message)
+    book = preview.book()
+    built = [i for i in issues if (cfg.out / outputs.issue_path(i.slug)).is_file()]
+    page = _theme().render("site/preview/index.html", cfg=cfg, preview=preview, issues=built,
+                           frames=FRAMES, sample_name=SAMPLE_NAME, pdfs=pdfs,
+                           chapters=book.chapters if book else [], problems=problems,
+                           site_built=(cfg.out / "site" / "index.html").is_file())
+    return _no_store(Response(page, mimetype="text/html"))
+
+
+@bp.get("/__version")
+def version() -> Response:
+    """The build number and last error; the page reloads itself when the number changes."""
+    preview = _preview()
+    return _no_store(jsonify(version=preview.version, error=preview.error))
+
+
+@bp.get("/preview.<kind>")
+def asset(kind: str) -> Response:
+    """The preview page's own stylesheet and script, from the theme."""
+    if kind not in ("css", "js"):
+        abort(404)
+    name = f"preview.{kind}"
+    return _no_store(Response(_theme().render(f"site/preview/{name}"),
+                              mimetype=media_type(name)))
+
+
+@bp.get("/email/<slug>")
+def email(slug: str) -> Response:
+    """A built issue personalised with the sample name, its hosted images served locally,
+    in the colour scheme ``?scheme=`` asks for."""
+    cfg = _preview().config
+    path = cfg.out / outputs.issue_path(slug)
+    if not outputs.is_issue_name(slug) or not path.is_file():
+        abort(404)
+    html = sample_html(cfg, path.read_text(encoding="utf-8"), slug)
+    # Hosted images (and links) point at the live site; show the local build instead.
+    html = html.replace(f"{outputs.site_url(cfg)}/", "/site/")
+    return _no_store(Response(force_scheme(html, request.args.get("scheme", "")),
+                              mimetype="text/html"))
+
+
+@bp.get("/pdf/<name>/<int:number>.png")
+def pdf_page(name: str, number: int) -> Response:
+    """One page of a built PDF as a PNG image."""
+    preview = _preview()
+    pdf = next((p for p in preview.pdfs() if p.name == name), None)
+    if pdf is None:
+        abort(404)
+    pages = pdf_pages(pdf, preview.cache)
+    if not 1 <= number <= len(pages):
+        abort(404)
+    return send_file(pages[number - 1], mimetype="image/png", max_age=0)
+
+
+@bp.get("/epub/<path:path>")
+def epub(path: str) -> Response:
+    """A file inside the built EPUB (its chapters open in the page's reader frame)."""
+    book = _preview().book()
+    if book is None or path not in book.files:
+        abort(404)
+    return _no_store(Response(book.files[path], mimetype=media_type(path)))
+
+
+@bp.get("/site/", defaults={"path": ""})
+@bp.get("/site/<path:path>")
+def site(path: str) -> Response:
+    """The built site, as the subscription service would serve it (without the service)."""
+    target, _folder = find_file(_preview().config.out / "site", path)
+    if target is None:
+        abort(404)
+    return file_response(target, max_age=0)
+
+
+@bp.after_app_request
+def headers(response: Response) -> Response:
+    """The preview frames its own pages only."""
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def create_preview_app(preview: Preview) -> Flask:
+    """The preview's Flask app (the page, the frames' sources, and the reload poll)."""
+    app = Flask(__name__, static_folder=None, template_folder=None)
+    app.extensions[EXTENSION] = preview
+    app.register_blueprint(bp)
+    return app
 
 
 def run_preview(config: Config, host: str = "127.0.0.1", port: int = 8001,

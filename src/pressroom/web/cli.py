@@ -1,22 +1,26 @@
-"""`pressroom serve` (the site and subscription service, for development) and the live preview
-that `pressroom preview` starts: thin commands over pressroom.web."""
+"""`pressroom serve` (the site and subscription service, for development) and `pressroom
+preview` (the live preview, or screenshots of each newsletter): thin commands over
+pressroom.web."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from pressroom.cli import load, project_options
+from pressroom.cli import project_options
+
+if TYPE_CHECKING:
+    from pressroom.config import Config
 
 DEFAULT_HOST = "127.0.0.1"
 SERVE_PORT = 8000
 PREVIEW_PORT = 8001
 
 
-def server_options(default_port: int):
+def server_options(default_port: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--host and --port for a command that starts a local server."""
-    def decorate(func):
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         func = click.option("--port", type=click.IntRange(0, 65535), default=default_port,
                             show_default=True, help="Port to listen on (0: any free port).")(func)
         func = click.option("--host", default=DEFAULT_HOST, show_default=True,
@@ -31,7 +35,7 @@ def server_options(default_port: int):
 @server_options(SERVE_PORT)
 @click.option("--base-url", default=None,
               help="Where confirmation links in emails point (default: http://HOST:PORT).")
-def serve(project: Path, out: Path | None, host: str, port: int, base_url: str | None) -> None:
+def serve(config: Config, host: str, port: int, base_url: str | None) -> None:
     """Serve the built site and the subscription service, for development.
 
     Serves OUT/site (run `pressroom build` first) with the sign-up form, email confirmation and
@@ -48,7 +52,6 @@ def serve(project: Path, out: Path | None, host: str, port: int, base_url: str |
     """
     from pressroom.web import create_app
 
-    config = load(project, out)
     if not (config.out / "site" / "index.html").is_file():
         click.secho(f"warning: {config.out / 'site'} has no index.html yet; run `pressroom "
                     "build` first", fg="yellow", err=True)
@@ -58,17 +61,35 @@ def serve(project: Path, out: Path | None, host: str, port: int, base_url: str |
     app.run(host=host, port=port, debug=False, use_reloader=False)
 
 
-def live_preview(project: Path, out: Path | None, host: str = DEFAULT_HOST,
-                 port: int = PREVIEW_PORT) -> None:
-    """Build, then serve the live preview until Ctrl-C: what `pressroom preview` does without
-    --screenshots. Every newsletter at 375 and 800 px in light and dark, the PDFs' pages, the
-    EPUB's chapters and the site, rebuilt and reloaded when content/ or the theme changes.
+@click.command()
+@project_options
+@click.option("--screenshots", is_flag=True,
+              help="Write PNGs of each newsletter (375 and 800 px, light and dark) and exit.")
+@server_options(PREVIEW_PORT)
+def preview(config: Config, screenshots: bool, host: str, port: int) -> None:
+    """Preview everything before it goes out, with live reload.
 
-    Example: ``live_preview(Path("."), None, "127.0.0.1", 8001)``
+    Serves a local page showing each newsletter at phone and desktop widths in light and
+    dark mode, the PDF pages and the EPUB chapters; it rebuilds and reloads when content or
+    the theme changes. With --screenshots, headless Chromium instead writes PNGs of each issue
+    (375 and 800 px, light and dark) into OUT/previews/ and exits; no server is started.
+
+    \b
+    Examples:
+      pressroom preview                      # then open http://127.0.0.1:8001/
+      pressroom preview --screenshots
+      pressroom preview --project ../clinic --out /tmp/site --screenshots
     """
-    from pressroom.web import serve_preview
+    if not screenshots:
+        from pressroom.web.preview import run_preview
 
-    config = load(project, out)
-    click.echo("Building…", err=True)
-    serve_preview(config, host, port, on_ready=lambda url: click.echo(
-        f"Preview at {url} (reloads when content/ or the theme changes; Ctrl-C to stop)"))
+        click.echo("Building…", err=True)
+        run_preview(config, host, port, on_ready=lambda url: click.echo(
+            f"Preview at {url} (reloads when content/ or the theme changes; Ctrl-C to stop)"))
+        return
+    from pressroom.web.screenshots import take_screenshots
+
+    paths = take_screenshots(config, config.out / "previews")
+    click.echo(f"Wrote {len(paths)} screenshot(s) into {config.out / 'previews'}:")
+    for path in paths:
+        click.echo(f"  {path.name}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import mimetypes
 import os
 import re
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
+
+from pressroom.mediatypes import media_type
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,29 @@ def theme_fonts_in_svg(svg: str, generic: Mapping[str, str]) -> str:
     return _FONT_FAMILY_CSS.sub(css, svg)
 
 
+def confined_file(url: str, roots: tuple[Path, ...]) -> tuple[Path | None, str]:
+    """(the file a ``file:`` URL names, "") when it lies inside one of ``roots`` both as written
+    (``..`` collapsed) and with every symlink resolved; else (None, why it is refused)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "file":
+        return None, ("only files inside the project can be used (no network access); copy it "
+                      "into content/images/")
+    if parts.netloc not in ("", "localhost"):
+        return None, "files on other hosts cannot be used"
+    written = Path(os.path.normpath(unquote(parts.path)))
+    if not any(written.is_relative_to(root) for root in roots):
+        return None, "it is outside the project's content and theme folders"
+    try:
+        real = written.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None, "file not found"
+    if not any(real.is_relative_to(root) for root in roots):
+        return None, f"it is a link to '{real}', outside the project's content and theme folders"
+    if not real.is_file():
+        return None, "not a file"
+    return real, ""
+
+
 def make_fetcher(roots: list[Path], document: str, svg_fonts: Mapping[str, str] | None = None):
     """A WeasyPrint ``URLFetcher`` confined to the folders in ``roots``.
 
@@ -69,37 +93,18 @@ def make_fetcher(roots: list[Path], document: str, svg_fonts: Mapping[str, str] 
             self.url = url
             self.reason = reason
 
-    def inside(path: Path) -> bool:
-        return any(path.is_relative_to(root) for root in resolved_roots)
-
     class ProjectFetcher(URLFetcher):
         """Reads project files and ``data:`` URIs; refuses everything else."""
 
         refused = RefusedFetch
 
         def fetch(self, url, headers=None):
-            parts = urlsplit(url)
-            scheme = parts.scheme.lower()
-            if scheme == "data":
+            if urlsplit(url).scheme.lower() == "data":
                 return super().fetch(url, headers)  # decoded by urllib's DataHandler, no I/O
-            if scheme != "file":
-                raise RefusedFetch(url, "only files inside the project can be used (no network "
-                                   "access); copy it into content/images/")
-            if parts.netloc not in ("", "localhost"):
-                raise RefusedFetch(url, "files on other hosts cannot be used")
-            written = Path(os.path.normpath(unquote(parts.path)))
-            if not inside(written):
-                raise RefusedFetch(url, "it is outside the project's content and theme folders")
-            try:
-                real = written.resolve(strict=True)
-            except (OSError, RuntimeError):
-                raise RefusedFetch(url, "file not found") from None
-            if not inside(real):
-                raise RefusedFetch(url, f"it is a link to '{real}', outside the project's "
-                                   "content and theme folders")
-            if not real.is_file():
-                raise RefusedFetch(url, "not a file")
-            kind = mimetypes.guess_type(real.name)[0] or "application/octet-stream"
+            real, refusal = confined_file(url, resolved_roots)
+            if real is None:
+                raise RefusedFetch(url, refusal)
+            kind = media_type(real.name)
             log.debug("%s: loading %s", document, real)
             data = real.read_bytes()
             if svg_fonts and kind == "image/svg+xml":

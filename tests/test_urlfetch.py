@@ -13,7 +13,7 @@ from pressroom.cli import cli
 from pressroom.config import load_config
 from pressroom.content import load_publication
 from pressroom.errors import PressroomError, RenderError
-from pressroom.fetch import make_fetcher, theme_fonts_in_svg
+from pressroom.render.urlfetch import make_fetcher, theme_fonts_in_svg
 from pressroom.render.pdf import html_to_pdf
 from pressroom.theme import BUILTIN_THEMES, load_theme
 

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-import mimetypes
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Literal, Mapping
 from urllib.parse import unquote, urlsplit
 
-import click
-
-from pressroom.cli import load, project_options
-from pressroom.web_cli import PREVIEW_PORT, live_preview, server_options
-
+from pressroom import mergefields, outputs
 from pressroom.browser import CHROMIUM_ARGS, require_chromium
 from pressroom.errors import RenderError
+from pressroom.mediatypes import media_type
 
 if TYPE_CHECKING:  # Playwright is a dev/preview dependency, imported only when used.
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -28,9 +24,18 @@ WIDTHS = (375, 800)
 Scheme = Literal["light", "dark"]
 SCHEMES: tuple[Scheme, ...] = ("light", "dark")
 SAMPLE_NAME = "Alex"  # the greeting the previews show
+FRAMES = tuple((width, scheme) for width in WIDTHS for scheme in SCHEMES)
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 Fetch = Callable[[str], "bytes | None"]
+
+
+def sample_html(config: "Config", html: str, slug: str) -> str:
+    """A built issue's HTML as the previews show it: greeting the sample reader, its links
+    pointing at the public unsubscribe page and web version."""
+    return mergefields.personalise_html(
+        html, first_name=SAMPLE_NAME, fallback=config.newsletter.fallback_name,
+        unsubscribe_url=outputs.unsubscribe_url(config), view_url=outputs.issue_url(config, slug))
 
 
 @contextmanager
@@ -85,8 +90,7 @@ def route_offline(context: "BrowserContext", site: str, fetch: Fetch) -> None:
             if body is None:
                 route.fulfill(status=404, body=b"")
             else:
-                kind = mimetypes.guess_type(rel)[0] or "application/octet-stream"
-                route.fulfill(status=200, body=body, content_type=kind)
+                route.fulfill(status=200, body=body, content_type=media_type(rel))
             return
         parts = urlsplit(url)
         if parts.scheme in ("file", "data", "about", "blob") or parts.hostname in _LOOPBACK:
@@ -120,7 +124,6 @@ def take_screenshots(config: "Config", out_dir: Path) -> list[Path]:
 
         take_screenshots(load_config("."), Path("output/previews"))
     """
-    from pressroom import merge
     from pressroom.content import load_publication
     from pressroom.output import write_all
     from pressroom.render.email import render_email
@@ -135,49 +138,16 @@ def take_screenshots(config: "Config", out_dir: Path) -> list[Path]:
         data = site_files.get(rel)
         return data.encode("utf-8") if isinstance(data, str) else data
 
-    site = config.website.rstrip("/")
+    site = outputs.site_url(config)
     shots: dict[Path, bytes] = {}
     with chromium() as browser:
         for issue in pub.newsletters:
-            html = merge.personalise_html(
-                str(files[f"newsletters/{issue.slug}.html"]), first_name=SAMPLE_NAME,
-                fallback=config.newsletter.fallback_name, unsubscribe_url=f"{site}/unsubscribe",
-                view_url=f"{site}/newsletters/{issue.slug}.html")
-            for width in WIDTHS:
-                for scheme in SCHEMES:
-                    page = open_email(browser, html, width=width, scheme=scheme, site=site,
-                                      fetch=fetch)
-                    shots[out_dir / f"{issue.slug}-{width}-{scheme}.png"] = page.screenshot(
-                        full_page=True)
-                    page.context.close()
+            html = sample_html(config, str(files[outputs.issue_path(issue.slug)]), issue.slug)
+            for width, scheme in FRAMES:
+                page = open_email(browser, html, width=width, scheme=scheme, site=site,
+                                  fetch=fetch)
+                shots[out_dir / f"{issue.slug}-{width}-{scheme}.png"] = page.screenshot(
+                    full_page=True)
+                page.context.close()
             log.info("screenshots of %s taken", issue.slug)
     return list(write_all(shots))
-
-
-@click.command()
-@project_options
-@click.option("--screenshots", is_flag=True,
-              help="Write PNGs of each newsletter (375 and 800 px, light and dark) and exit.")
-@server_options(PREVIEW_PORT)
-def preview(project: Path, out: Path | None, screenshots: bool, host: str, port: int) -> None:
-    """Preview everything before it goes out, with live reload.
-
-    Serves a local page showing each newsletter at phone and desktop widths in light and
-    dark mode, the PDF pages and the EPUB chapters; it rebuilds and reloads when content or
-    the theme changes. With --screenshots, headless Chromium instead writes PNGs of each issue
-    (375 and 800 px, light and dark) into OUT/previews/ and exits; no server is started.
-
-    \b
-    Examples:
-      pressroom preview                      # then open http://127.0.0.1:8001/
-      pressroom preview --screenshots
-      pressroom preview --project ../clinic --out /tmp/site --screenshots
-    """
-    if not screenshots:
-        live_preview(project, out, host, port)
-        return
-    config = load(project, out)
-    paths = take_screenshots(config, config.out / "previews")
-    click.echo(f"Wrote {len(paths)} screenshot(s) into {config.out / 'previews'}:")
-    for path in paths:
-        click.echo(f"  {path.name}")

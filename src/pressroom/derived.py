@@ -1,0 +1,78 @@
+"""Derived files (SVG rasterised to PNG, fonts subset to a text) made through one read-through
+cache, ``<project>/.pressroom/cache/<sha256>.<ext>``: slow to make, they depend only on their
+own inputs. Every function here returns bytes and may fill that cache; nothing else is written."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Callable
+
+from pressroom import __version__
+from pressroom.output import write_atomic
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir(project: Path) -> Path:
+    """Where derived assets are kept (git-ignored, outside output/)."""
+    return project / ".pressroom" / "cache"
+
+
+def cached(project: Path, key: bytes, ext: str, make: Callable[[], bytes]) -> bytes:
+    """``make()``'s bytes, from the cache when the same ``key`` was made before.
+
+    The key covers every input (the caller passes e.g. the SVG source and the size); a
+    damaged or unwritable cache only costs time, never a wrong result.
+    """
+    digest = hashlib.sha256(__version__.encode() + b"\0" + key).hexdigest()
+    path = cache_dir(project) / f"{digest}.{ext}"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    data = make()
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        log.debug("could not cache %s: %s", path, exc)
+    return data
+
+
+def svg_png(project: Path, key: bytes, svg: Callable[[], bytes], width: int,
+            height: int | None = None, url: str | None = None) -> bytes:
+    """PNG bytes of the SVG ``svg()`` returns, ``width`` (and ``height``) pixels; may fill the
+    derived-file cache. ``key`` names every input of the drawing (``svg`` runs only on a cache
+    miss, so the drawing itself can be costly); ``url`` resolves the SVG's relative links."""
+    def make() -> bytes:
+        import cairosvg  # ~1.3 s to import (cairocffi): only on a cache miss
+
+        return cairosvg.svg2png(bytestring=svg(), url=url, output_width=width,
+                                output_height=height)
+
+    return cached(project, key, "png", make)
+
+
+def font_subset(project: Path, data: bytes, text: str, ext: str) -> bytes:
+    """The font ``data`` subset to the characters of ``text`` (see :func:`subset`); may fill the
+    derived-file cache, keyed by the font and the character set."""
+    return cached(project, data + text.encode("utf-8"), ext, lambda: subset(data, text))
+
+
+def subset(data: bytes, text: str) -> bytes:
+    """A subset of a TrueType/OpenType font holding only the glyphs for ``text`` (HarfBuzz).
+
+    Every name record is kept: the OFL asks for the copyright and licence names to travel
+    with the font. Pure: returns bytes, uses no cache.
+    """
+    import uharfbuzz as hb
+
+    face = hb.Face(data)
+    request = hb.SubsetInput()
+    for ch in text:
+        request.unicode_set.add(ord(ch))
+    names = request.sets(hb.SubsetInputSets.NAME_ID)
+    for name_id in range(0, 26):
+        names.add(name_id)
+    return hb.subset(face, request).blob.data
