@@ -391,9 +391,10 @@ def test_text_part_wraps_long_headings_and_lists_notes():
 
 def test_personalise_fills_every_marker_with_escaped_values(demo_out):
     html = read(demo_out, ISSUES[0])
-    out = mergefields.personalise_html(html, first_name='<b>Zoë "Z" O\'Neil & co</b>', fallback="there",
-                                 unsubscribe_url="https://x.test/u?a=1&b=<2>",
-                                 view_url="https://x.test/v?i=1&j=2")
+    out = mergefields.personalise_html(html, first_name='<b>Zoë "Z" O\'Neil & co</b>',
+                                       fallback="there",
+                                       unsubscribe_url="https://x.test/u?a=1&b=<2>",
+                                       view_url="https://x.test/v?i=1&j=2")
     assert "{{" not in out
     assert "Hi &lt;b&gt;Zoë &quot;Z&quot; O&#x27;Neil &amp; co&lt;/b&gt;," in out
     assert 'href="https://x.test/u?a=1&amp;b=&lt;2&gt;"' in out

@@ -6,7 +6,6 @@ Everything is checked before anything is rendered; every problem names ``file:li
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Callable, TypeVar
 

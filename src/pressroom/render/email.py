@@ -326,7 +326,8 @@ class EmailRenderer:
         """Raster copies (2x for sharp screens) of the logo and every image the issues show;
         may fill the derived-file cache."""
         folder = f"site/{outputs.EMAIL_IMAGES}"
-        out = {f"{folder}/logo.png": _raster(self.theme.asset(self.theme.tokens["logo"]), 128, self.cfg.project)}
+        logo = self.theme.asset(self.theme.tokens["logo"])
+        out = {f"{folder}/logo.png": _raster(logo, 128, self.cfg.project)}
         for issue in issues:
             for ex in issue.featured:
                 name = image_file_name(ex.illustration)

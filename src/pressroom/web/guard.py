@@ -13,7 +13,6 @@ from werkzeug.datastructures import Headers
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, TimestampSigner
-from werkzeug.datastructures import Headers
 
 from pressroom.mail.store import Store
 
