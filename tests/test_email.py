@@ -15,7 +15,7 @@ import pytest
 
 from pressroom import mergefields
 from pressroom.build import build
-from pressroom.cache import MANIFEST
+from pressroom.jobs import MANIFEST
 from pressroom.config import load_config
 from pressroom.content import load_publication
 from pressroom.errors import PressroomError, RenderError, where

@@ -26,6 +26,7 @@ from pressroom.mail.tokens import CONFIRM, UNSUBSCRIBE, make_token
 from pressroom.web import create_app, create_app_from_env
 from pressroom.web.cli import serve
 from pressroom.web.preview import Preview, create_preview_app, force_scheme
+from pressroom.web.service import EXTENSION
 
 SLUG = "test-booklet"
 
@@ -414,7 +415,7 @@ def test_a_production_server_builds_the_app_from_the_environment(config, monkeyp
                     headers={"Origin": "https://clinic.example", "X-Forwarded-For": "203.0.113.9",
                              "X-Forwarded-Proto": "https", "X-Forwarded-Host": "clinic.example"})
     assert r.status_code == 200
-    service = app.config["PRESSROOM"]
+    service = app.extensions[EXTENSION]
     with service.store() as store:
         buckets = {b for (b,) in store.db.execute("SELECT bucket FROM rate_hits")}
     assert service.limiter.bucket("ip", "203.0.113.9") in buckets
