@@ -11,7 +11,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from email import policy
 from email.parser import BytesParser
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
@@ -598,3 +597,15 @@ def test_preview_outside_a_project_is_a_config_error(tmp_path):
 
     result = CliRunner().invoke(preview, ["--project", str(tmp_path), "--port", "0"])
     assert result.exit_code == 1 and "publication.yaml: not found" in result.output
+
+
+def test_form_tokens_are_bound_to_purpose_and_value_and_expire():
+    from pressroom.web.guard import FormSigner
+
+    signer = FormSigner(SECRET.encode(), max_age=60)
+    token = signer.make("confirm", "abc")
+    assert signer.check(token, "confirm", "abc")
+    assert not signer.check(token, "confirm", "abd")
+    assert not signer.check(token, "unsubscribe", "abc")
+    assert not FormSigner(b"another key", max_age=60).check(token, "confirm", "abc")
+    assert not FormSigner(SECRET.encode(), max_age=-1).check(token, "confirm", "abc")  # expired
