@@ -4,6 +4,7 @@ confined to the project, so no renderer ever meets a broken or hostile image."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -38,7 +39,11 @@ def _raster_problem(path: Path) -> str | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # Pillow's own bomb warning; our limit below is lower and reported as an error.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             width, height = img.size
             if width * height > MAX_PIXELS:
                 return (f"is {width} x {height} pixels; images must be at most "
@@ -47,7 +52,8 @@ def _raster_problem(path: Path) -> str | None:
                 return f"is a {img.format} file, not PNG or JPEG"
             img.load()
     except Image.DecompressionBombError:
-        return f"has too many pixels; images must be at most {MAX_PIXELS / 1e6:.0f} million"
+        return (f"has over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels; images must be at "
+                f"most {MAX_PIXELS / 1e6:.0f} million pixels (save a smaller copy)")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return f"cannot be read as an image ({_first_line(exc)}); export it again"
     return None
