@@ -66,3 +66,17 @@ def test_parallel_and_serial_builds_are_identical(project, tmp_path):
     for path in serial.written:
         twin = tmp_path / "parallel" / path.relative_to(tmp_path / "serial")
         assert twin.read_bytes() == path.read_bytes(), path.name
+
+
+def test_image_no_longer_used_is_removed_from_output(project):
+    images = project / "content/images"
+    (images / "extra.svg").write_bytes((images / "face.svg").read_bytes().replace(b"<svg", b"<svg id='x'", 1))
+    guide = project / "content/exercises/jaw-release.md"
+    original = guide.read_text()
+    guide.write_text(original.replace("src: images/face.svg", "src: images/extra.svg"))
+    run(project)
+    made = sorted(str(p.relative_to(project / "output")) for p in (project / "output").rglob("*extra*"))
+    assert made, "the extra image should be copied into the outputs"
+    guide.write_text(original)
+    run(project)
+    assert sorted((project / "output").rglob("*extra*")) == []

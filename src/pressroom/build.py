@@ -238,11 +238,10 @@ def _downloads(config: Config, files: dict[Path, bytes | str], quick_reference: 
 
 
 def _remove_stale(out: Path, old: dict, new: dict) -> None:
-    """Delete files of jobs that no longer exist (e.g. a newsletter that was removed)."""
+    """Delete files the last build wrote and this one no longer makes: those of removed jobs
+    (a newsletter that was deleted) and those a re-rendered job dropped (an unused image)."""
     keep = {f for entry in new.values() for f in entry.get("files", [])}
-    for name, entry in old.items():
-        if name in new:
-            continue
+    for entry in old.values():
         for rel in entry.get("files", []):
             if rel not in keep:
                 (out / rel).unlink(missing_ok=True)
