@@ -181,3 +181,34 @@ def _theme_folders(project: Path) -> list[Path]:
     from pressroom.theme import BUILTIN_THEMES
 
     return [(project / "themes" / "default").resolve(), (BUILTIN_THEMES / "default").resolve()]
+
+
+def test_epubcheck_failure_writes_nothing_and_marks_nothing_up_to_date(project, monkeypatch):
+    monkeypatch.chdir(project)
+    assert run(project, "build", "--format", "epub", "--no-validate").exit_code == 0
+    before = snapshot(project / "output")
+    override = project / "themes/default/epub/back.xhtml"
+    override.parent.mkdir(parents=True)
+    builtin = Path(__file__).parents[1] / "themes/default/epub/back.xhtml"
+    override.write_text(builtin.read_text(encoding="utf-8").replace(
+        "</section>", '<p><a href="#no-such-anchor">Broken</a></p>\n</section>'), encoding="utf-8")
+    result = run(project, "build", "--format", "epub")
+    assert result.exit_code == 1
+    assert "Error: EPUBCheck FAILED: 0 fatal, 1 error(s)" in result.output
+    assert "RSC-012" in result.output
+    assert result.output.endswith("EPUBCheck found problems in test-booklet.epub; nothing was "
+                                  "written\n")
+    assert snapshot(project / "output") == before  # nor the cache manifest: not "up to date"
+
+
+def test_a_byte_order_mark_is_accepted_in_every_file(project, monkeypatch):
+    monkeypatch.chdir(project)
+    theme = project / "themes/default/theme.yaml"
+    theme.parent.mkdir(parents=True)
+    theme.write_text("name: Clinic\n", encoding="utf-8")
+    for path in (project / "content/publication.yaml", project / "content/articles/intro.md",
+                 project / "content/exercises/cheek-lift.md", theme):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = run(project, "check")
+    assert (result.exit_code, result.output) == (0, "OK: 1 article(s), 2 exercise(s), 2 routine(s), "
+                                                    "1 newsletter(s).\n")
