@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 import datetime as _dt
 import json
 import logging
@@ -140,18 +139,24 @@ class PreparedBody:
 
 
 def _qp(data: bytes) -> bytes:
-    """Quoted-printable whose last line leaves room for the soft break ("=") spliced after it,
-    so no encoded line exceeds RFC 2045's 76 characters."""
-    encoded = binascii.b2a_qp(data, istext=True)
-    start = encoded.rfind(b"\n") + 1
-    if len(encoded) - start <= 75:
-        return encoded
-    cut = start + 75
-    if encoded[cut - 1:cut] == b"=":  # never split an =XX escape
-        cut -= 1
-    elif encoded[cut - 2:cut - 1] == b"=":
-        cut -= 2
-    return encoded[:cut] + b"=\n" + encoded[cut:]
+    """Quoted-printable (RFC 2045) with every line at most 75 characters, so the soft break
+    ("=") spliced after a chunk still fits in 76; whitespace at a line or chunk end is encoded.
+    (binascii.b2a_qp can reach 77 when it encodes a space at column 75.)"""
+    return b"\n".join(_qp_line(line) for line in data.split(b"\n"))
+
+
+def _qp_line(line: bytes) -> bytes:
+    out: list[bytes] = []
+    current = b""
+    last = len(line) - 1
+    for i, byte in enumerate(line):
+        plain = 33 <= byte <= 126 and byte != 61 or (byte in (9, 32) and i != last)
+        token = bytes([byte]) if plain else b"=%02X" % byte
+        if len(current) + len(token) > 74:
+            out.append(current + b"=")
+            current = b""
+        current += token
+    return b"\n".join([*out, current])
 
 
 class MessageTemplate:
