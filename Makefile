@@ -15,7 +15,7 @@ setup: $(STAMP)
 
 # axe-core (accessibility checks in the browser tests) comes from the npm registry.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --silent
+	PUPPETEER_SKIP_DOWNLOAD=1 ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund --silent
 	touch $(NODE_STAMP)
 
 $(STAMP): pyproject.toml

@@ -156,7 +156,7 @@ def load_newsletter(config: Config, path: Path, exercises: dict[str, Exercise]) 
     c.done()
     issue = Newsletter(slug=slug, path=path, subject=subject, preheader=preheader,
                        date=f.date("date"), number=f.int("number", minimum=1), featured=featured,
-                       cta=cta, body=_body(config, path, text, line, slug, shift=0))
+                       cta=cta, body=_body(config, path, text, line, f"issue-{slug}", shift=0))
     f.done()
     return issue
 
