@@ -52,7 +52,7 @@ def _raster_problem(path: Path) -> str | None:
                 return f"is a {img.format} file, not PNG or JPEG"
             img.load()
     except Image.DecompressionBombError:
-        return (f"has over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} million pixels; images must be at "
+        return (f"has over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} million pixels; images must be at "
                 f"most {MAX_PIXELS / 1e6:.0f} million pixels (save a smaller copy)")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return f"cannot be read as an image ({_first_line(exc)}); export it again"
@@ -90,7 +90,7 @@ def _references(tree: Element) -> list[str]:
 
 def _reference_problem(ref: str, path: Path, root: Path) -> str | None:
     ref = ref.strip()
-    if not ref or ref.startswith("#") or ref.startswith("data:"):
+    if not ref or ref.startswith(("#", "data:")):
         return None
     if _SCHEME.match(ref):
         return f"refers to '{ref}'; an SVG may only use files inside the project, not URLs"

@@ -42,7 +42,7 @@ def _read(path: Path, folders: list[Path]) -> dict[str, Any]:
     colours = f.mapping("colours", False)
     if colours is not None:
         for key in list(colours.data):
-            value = colours.str(str(key))
+            value = colours.str(str(key)) or ""
             if not _COLOUR.match(value):
                 raise colours.error(str(key), f"'colours.{key}' must be a colour like #2F6F6A, "
                                               f"got {value!r}")
@@ -83,7 +83,7 @@ def _font(font: Fields, folders: list[Path]) -> None:
     _family(font, "fallback")
     if "files" in font.data:
         for entry in font.mappings("files"):
-            name = entry.str("file")
+            name = entry.str("file") or ""
             if not name.lower().endswith(FONT_TYPES):
                 raise entry.error("file", f"font file '{name}' must be one of "
                                           f"{', '.join(FONT_TYPES)}")

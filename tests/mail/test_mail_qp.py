@@ -38,4 +38,4 @@ def test_no_encoded_line_exceeds_76_and_decoding_is_exact(parts, data, values):
     decoded = binascii.a2b_qp(encoded).decode("utf-8").replace("\r\n", "\n")
     expected = fill(parts, markers, values)
     # The part's final line break belongs to the MIME boundary that follows it.
-    assert decoded == (expected[:-1] if expected.endswith("\n") else expected)
+    assert decoded == expected.removesuffix("\n")
