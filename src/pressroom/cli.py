@@ -79,7 +79,7 @@ def cli(verbose: int) -> None:
     \b
     Example:
       pressroom build                 # everything, into ./output
-      pressroom check --project demo  # validate content only
+      pressroom check --project demo  # check everything, render nothing
     """
     _setup_logging(verbose)
 
@@ -141,7 +141,8 @@ def build(project: Path, out: Path | None, formats: tuple[str, ...], strict: boo
 @cli.command()
 @project_options
 def check(project: Path, out: Path | None) -> None:
-    """Validate all content without rendering anything.
+    """Check everything a build, a send or the service needs, without rendering anything:
+    publication.yaml, content, images, theme tokens, mail and SMTP settings.
 
     \b
     Example:
