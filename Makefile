@@ -41,7 +41,7 @@ $(TEST_STAMP): requirements/test.txt $(BUILD_STAMP) | system-test
 
 # axe-core (accessibility checks in the browser tests) comes from the npm registry.
 $(NODE_STAMP): package.json package-lock.json | system-test
-	npm ci --no-audit --no-fund
+	PUPPETEER_SKIP_DOWNLOAD=1 ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund
 	touch $@
 
 build: system-build $(BUILD_STAMP)

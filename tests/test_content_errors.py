@@ -86,8 +86,9 @@ def test_duplicate_slug_titles_and_numbers(project, monkeypatch):
     (nl / "02-again.md").write_text((nl / "01-hello.md").read_text())
     result = run(project, "check")
     assert result.exit_code == 1
-    assert result.output == ("Error: content/newsletters/02-again.md: duplicate newsletter "
-                             "number 1 (also used by 01-hello.md); make it unique\n")
+    assert result.output == ("Error: content/newsletters/02-again.md:5: duplicate newsletter "
+                             "number 1 "
+                             "(also used at content/newsletters/01-hello.md:5); make it unique\n")
 
 
 def test_several_problems_are_reported_together(project, monkeypatch):

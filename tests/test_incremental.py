@@ -115,3 +115,19 @@ def test_the_environment_fingerprint_names_versions_subsetter_and_fonts(tmp_path
     before = environment.describe()["fonts"]
     (tmp_path / "Extra.ttf").write_bytes(b"\0" * 10)
     assert environment.describe()["fonts"] != before  # a new font changes the fingerprint
+
+
+def test_image_no_longer_used_is_removed_from_output(project):
+    images = project / "content/images"
+    face = (images / "face.svg").read_bytes()
+    (images / "extra.svg").write_bytes(face.replace(b"<svg", b"<svg id='x'", 1))
+    guide = project / "content/exercises/jaw-release.md"
+    original = guide.read_text()
+    guide.write_text(original.replace("src: images/face.svg", "src: images/extra.svg"))
+    run(project)
+    out = project / "output"
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*extra*"))
+    assert made, "the extra image should be copied into the outputs"
+    guide.write_text(original)
+    run(project)
+    assert sorted((project / "output").rglob("*extra*")) == []

@@ -18,12 +18,38 @@ def render(text: str, **kw):
 
 
 def test_raw_html_never_passes_through():
-    body = render(
-        '<script>alert(1)</script>\n\n<img src=x onerror="alert(1)">\n\n[x](javascript:alert(1))'
-    )
+    body = render('<script>alert(1)</script>\n\n<img src=x onerror="alert(1)">')
     assert "<script" not in body.html and "<img src=x" not in body.html
-    assert 'href="javascript:' not in body.html
     assert "&lt;script&gt;" in body.html
+
+
+@pytest.mark.parametrize("href,problem", [
+    ("javascript:alert(1)", "uses 'javascript:'"),
+    ("file:///etc/passwd", "uses 'file:'"),
+    ("data:text/html,hi", "uses 'data:'"),
+    ("/etc/passwd", "is an absolute path"),
+    ("../../../../outside.md", "points outside the project"),
+])
+def test_links_with_other_schemes_are_errors_at_their_line(href, problem):
+    with pytest.raises(ContentError) as err:
+        render(f"Intro.\n\nSee\nthe [link]({href}) here.")
+    assert err.value.message == (f"x.md:8: link '{href}' {problem}; use an http(s)://, mailto: "
+                                 "or tel: address, or a path relative to this file")
+
+
+def test_web_mail_phone_anchor_and_relative_links_pass():
+    body = markdown.render("[a](https://x.example) [b](http://x.example) [c](mailto:a@x.example) "
+                           "[d](tel:+441234) [e](#top) [f](../exercises/cheek-lift.md)",
+                           path=FIXTURE / "articles" / "intro.md", first_line=5,
+                           content_dir=FIXTURE, id_prefix="doc")
+    assert body.html.count("<a href=") == 6
+
+
+def test_file_url_image_is_an_error_not_literal_text():
+    with pytest.raises(ContentError) as err:
+        render("![x](file:///etc/passwd)")
+    assert err.value.message == ("x.md:5: image 'file:///etc/passwd' must be a file under "
+                                 "content/, like images/photo.svg")
 
 
 def test_lone_image_becomes_a_figure_with_caption():

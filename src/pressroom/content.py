@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 from pressroom import markdown
 from pressroom.config import SLUG, Config
 from pressroom.errors import ContentError, PressroomError, where
-from pressroom.fields import Fields, load_yaml
+from pressroom.fields import Fields, load_yaml, read_text
 from pressroom.model import (Article, Body, CallToAction, Exercise, Image, Newsletter, Phase,
                              Publication, Routine, RoutineItem)
 
@@ -27,10 +27,7 @@ def split_front_matter(path: Path) -> tuple[Fields, str, int]:
 
     Returns the strict field reader, the body text and the body's first file line.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContentError(path, None, "is not UTF-8 text; save it as UTF-8") from exc
+    text = read_text(path)
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise ContentError(path, 1, "must start with '---' and YAML front matter")
@@ -168,7 +165,7 @@ def load_newsletter(config: Config, path: Path, exercises: dict[str, Exercise]) 
         number=f.integer("number", minimum=1),
         featured=featured,
         cta=cta,
-        body=_body(config, path, text, line, slug, shift=0),
+        body=_body(config, path, text, line, f"issue-{slug}", shift=0),
     )
     f.done()
     return issue
@@ -186,14 +183,26 @@ def _load_all(files: list[Path], load: Callable[[Path], T], errors: list[str]) -
     return out
 
 
-def _check_unique(items, key: Callable, what: str, errors: list[str]) -> None:
+def _check_unique(items, key: Callable, field: str, what: str, errors: list[str]) -> None:
     seen: dict = {}
     for item in items:
         k = key(item)
         if k in seen:
-            errors.append(f"{where(item.path)}: duplicate {what} {k!r} "
-                          f"(also used by {seen[k].path.name}); make it unique")
-        seen[k] = item
+            first = seen[k]
+            errors.append(f"{where(item.path, _field_line(item.path, field))}: duplicate {what} "
+                          f"{k!r} (also used at "
+                          f"{where(first.path, _field_line(first.path, field))})"
+                          "; make it unique")
+        else:
+            seen[k] = item
+
+
+def _field_line(path: Path, field: str) -> int | None:
+    """The line of a top-level front-matter field (for messages about a loaded document)."""
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if line.startswith(f"{field}:"):
+            return number
+    return None
 
 
 def load_publication(config: Config) -> Publication:
@@ -211,9 +220,9 @@ def load_publication(config: Config) -> Publication:
     routines = _load_all(md_files("routines"), lambda p: load_routine(config, p, by_slug), errors)
     newsletters = _load_all(md_files("newsletters"),
                             lambda p: load_newsletter(config, p, by_slug), errors)
-    _check_unique(exercises, lambda e: e.title, "exercise title", errors)
-    _check_unique(newsletters, lambda n: n.number, "newsletter number", errors)
-    _check_unique(routines, lambda r: r.kind, "routine kind", errors)
+    _check_unique(exercises, lambda e: e.title, "title", "exercise title", errors)
+    _check_unique(newsletters, lambda n: n.number, "number", "newsletter number", errors)
+    _check_unique(routines, lambda r: r.kind, "kind", "routine kind", errors)
     if not articles and not errors:
         errors.append(f"{root / 'articles'}: no articles found; add at least one .md file")
 

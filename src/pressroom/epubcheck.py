@@ -25,6 +25,17 @@ class EpubCheckResult:
         """No fatal errors, errors or warnings."""
         return self.fatals == 0 and self.errors == 0 and self.warnings == 0
 
+    def verdict(self) -> str:
+        """One line: passed or FAILED, with the counts."""
+        word = "passed" if self.ok else "FAILED"
+        return (f"EPUBCheck {word}: {self.fatals} fatal, {self.errors} error(s), "
+                f"{self.warnings} warning(s), {self.usages} usage note(s)")
+
+    def problems(self) -> list[str]:
+        """The fatal errors, errors and warnings, one indented line each."""
+        return [f"  {sev} {mid} {text}" for sev, mid, text in self.messages
+                if sev in ("FATAL", "ERROR", "WARNING")]
+
 
 def epubcheck_jar() -> Path | None:
     """The bundled EPUBCheck jar, or None when the package is not installed."""

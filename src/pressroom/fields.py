@@ -15,12 +15,33 @@ from pressroom.errors import ContentError
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def read_text(path: Path) -> str:
+    """A source file as text: UTF-8, with or without a byte-order mark; anything else is a
+    ContentError naming the first undecodable line and the encoding it looks like."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ContentError(path, 1, "is UTF-16 text; save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        try:
+            data.decode("cp1252")
+            found = "Windows-1252 (Latin-1)"
+        except UnicodeDecodeError:
+            found = "an unknown encoding"
+        raise ContentError(path, line, f"is not UTF-8 (byte 0x{data[exc.start]:02x} looks like "
+                           f"{found}); save the file as UTF-8") from exc
+
+
 def load_yaml(text: str, path: Path, first_line: int = 1) -> tuple[Any, dict[str, int]]:
     """Parse YAML safely; return the data and a map of dotted key paths to 1-based file lines.
 
     ``first_line`` is the file line of the YAML's first line (front matter starts after ``---``).
-    Duplicate keys are an error (plain ``safe_load`` would silently keep the last one).
+    Duplicate keys are an error (plain ``safe_load`` would silently keep the last one), and so
+    are anchors and aliases: expanding them is how a few lines grow into gigabytes.
     """
+    _refuse_aliases(text, path, first_line)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -39,6 +60,21 @@ def load_yaml(text: str, path: Path, first_line: int = 1) -> tuple[Any, dict[str
     lines: dict[str, int] = {}
     _walk(node, "", lines, path, first_line)
     return data, lines
+
+
+def _refuse_aliases(text: str, path: Path, first_line: int) -> None:
+    """Scan the YAML events (cheap: nothing is built) and stop at the first anchor or alias."""
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            anchor = getattr(event, "anchor", None)  # aliases, and nodes that set an anchor
+            if anchor:
+                kind = "alias '*" if isinstance(event, yaml.AliasEvent) else "anchor '&"
+                line = event.start_mark.line if event.start_mark is not None else 0
+                raise ContentError(path, first_line + line,
+                                   f"YAML {kind}{anchor}' is not allowed; "
+                                   "write the value out in full")
+    except yaml.YAMLError:
+        return  # the full parse below reports the syntax error with its line
 
 
 def _walk(node: yaml.Node, prefix: str, lines: dict[str, int], path: Path, first: int) -> None:

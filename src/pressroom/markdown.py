@@ -18,10 +18,13 @@ from mdit_py_plugins.deflist import deflist_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
 from pressroom.errors import ContentError
+from pressroom.images import problem as image_problem
 from pressroom.model import Body, Heading, Image
 
 CALLOUTS = ("takeaways", "note", "caution")
 IMAGE_TYPES = (".svg", ".png", ".jpg", ".jpeg")
+LINK_SCHEMES = ("http", "https", "mailto", "tel")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 
 
 def slugify(text: str) -> str:
@@ -112,6 +115,9 @@ def _build(flavour: str) -> MarkdownIt:
                      ("footnote_block_close", footnote_block_close),
                      ("footnote_open", footnote_open), ("footnote_close", footnote_close)]:
         rules(name, fn)
+    # Let every link through the parser so that render() can reject a bad scheme at its line;
+    # markdown-it's own check would quietly print such a link as literal text instead.
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
     return md
 
 
@@ -121,6 +127,11 @@ def _lone_image(inline: Token) -> bool:
 
 
 _RENDERERS = {"html": _build("html"), "epub": _build("epub")}
+
+
+def parse(markdown: str) -> list[Token]:
+    """The token stream of the one configured parser (the plain-text renderer walks it)."""
+    return _RENDERERS["html"].parse(markdown, {"prefix": ""})
 
 
 def render(markdown: str, *, path: Path, first_line: int, content_dir: Path, id_prefix: str,
@@ -155,9 +166,14 @@ def render(markdown: str, *, path: Path, first_line: int, content_dir: Path, id_
             tok.attrSet("id", anchor)
             headings.append(Heading(level, _plain(tokens[i + 1]), anchor))
         if tok.type == "inline":
+            line = current_line
             for child in tok.children or []:
-                if child.type == "image":
-                    images.append(_image(child, md, path, current_line, content_dir))
+                if child.type in ("softbreak", "hardbreak"):
+                    line += 1
+                elif child.type == "image":
+                    images.append(_image(child, md, path, line, content_dir))
+                elif child.type == "link_open":
+                    check_link(str(child.attrGet("href") or ""), path, line, content_dir.parent)
     epub = _RENDERERS["epub"]
     return Body(
         markdown=markdown,
@@ -167,6 +183,24 @@ def render(markdown: str, *, path: Path, first_line: int, content_dir: Path, id_
         images=tuple(images),
         has_footnotes=any(t.type == "footnote_block_open" for t in tokens),
     )
+
+
+def check_link(href: str, path: Path, line: int, project: Path) -> None:
+    """Allow only web, mail and phone links, in-page anchors and relative paths in the project."""
+    scheme = _SCHEME.match(href)
+    if scheme:
+        if scheme.group(1).lower() in LINK_SCHEMES:
+            return
+        problem = f"uses '{scheme.group(1)}:'"
+    elif href.startswith(("/", "\\")):
+        problem = "is an absolute path"
+    elif not (path.parent / href.split("#")[0].split("?")[0]).resolve().is_relative_to(
+            project.resolve()):
+        problem = "points outside the project"
+    else:
+        return
+    raise ContentError(path, line, f"link '{href}' {problem}; use an http(s)://, mailto: or tel: "
+                       "address, or a path relative to this file")
 
 
 def _plain(inline: Token) -> str:
@@ -212,4 +246,5 @@ def _resolve(src: str, content_dir: Path) -> Path | str:
         return f"image '{src}' points outside content/; move it into content/images/"
     if not resolved.is_file():
         return f"image '{src}' not found (looked for content/{src})"
-    return resolved
+    bad = image_problem(resolved, root.parent)
+    return f"image '{src}' {bad}" if bad else resolved

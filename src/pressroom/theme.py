@@ -10,24 +10,16 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import jinja2
-import yaml
 
 from pressroom.derived import cache_dir
 from pressroom.config import Config
 from pressroom.errors import ThemeError
+from pressroom.design_tokens import load_tokens
 
 log = logging.getLogger(__name__)
 
 # The built-in themes ship beside the package in a source checkout (src/pressroom -> ../../themes).
 BUILTIN_THEMES = Path(__file__).resolve().parents[2] / "themes"
-
-
-def _merge_tokens(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _merge_tokens(out[key], value) if nested else value
-    return out
 
 
 def _autoescape(name: str | None) -> bool:
@@ -128,17 +120,7 @@ def load_theme(config: Config) -> Theme:
             f.name == config.theme for f in folders)):
         raise ThemeError(f"{config.path}: theme '{config.theme}' not found; create "
                          f"themes/{config.theme}/ or remove 'theme' to use the default")
-    tokens: dict = {}
-    for folder in reversed(folders):  # lowest priority first
-        tokens_file = folder / "theme.yaml"
-        if tokens_file.is_file():
-            try:
-                data = yaml.safe_load(tokens_file.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise ThemeError(f"{tokens_file}: invalid YAML: {exc}") from exc
-            if not isinstance(data, dict):
-                raise ThemeError(f"{tokens_file}: must be a mapping of design tokens")
-            tokens = _merge_tokens(tokens, data)
+    tokens = load_tokens(folders)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_autoescape, undefined=jinja2.StrictUndefined,

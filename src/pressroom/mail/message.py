@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 import datetime as _dt
 import json
 import logging
@@ -139,6 +138,27 @@ class PreparedBody:
         return _crlf(b"".join(out))
 
 
+def _qp(data: bytes) -> bytes:
+    """Quoted-printable (RFC 2045) with every line at most 75 characters, so the soft break
+    ("=") spliced after a chunk still fits in 76; whitespace at a line or chunk end is encoded.
+    (binascii.b2a_qp can reach 77 when it encodes a space at column 75.)"""
+    return b"\n".join(_qp_line(line) for line in data.split(b"\n"))
+
+
+def _qp_line(line: bytes) -> bytes:
+    out: list[bytes] = []
+    current = b""
+    last = len(line) - 1
+    for i, byte in enumerate(line):
+        plain = 33 <= byte <= 126 and byte != 61 or (byte in (9, 32) and i != last)
+        token = bytes([byte]) if plain else b"=%02X" % byte
+        if len(current) + len(token) > 74:
+            out.append(current + b"=")
+            current = b""
+        current += token
+    return b"\n".join([*out, current])
+
+
 class MessageTemplate:
     """Everything about a message that is the same for every recipient, checked and folded
     once (headers through EmailMessage and the default policy); ``build`` adds the rest."""
@@ -238,26 +258,6 @@ def build_message(*, sender: str, sender_name: str, to: str, to_name: str = "", 
 def _fold(msg: EmailMessage) -> bytes:
     """A message's headers as folded CRLF bytes (the default policy's folding)."""
     return b"".join(WIRE.fold_binary(name, value) for name, value in msg.raw_items())
-
-
-def _qp(data: bytes) -> bytes:
-    """Quoted-printable text, every line at most 76 characters (RFC 2045 6.7).
-
-    ``binascii.b2a_qp`` lets a line grow to 77-78 when it ends in a space it encodes as =20:
-    such lines get one more soft line break, never inside an =XX escape.
-    """
-    lines = []
-    for line in binascii.b2a_qp(data, istext=True).split(b"\n"):
-        while len(line) > 76:
-            cut = 75  # 75 characters and the soft break's "="
-            if line[cut - 1:cut] == b"=":
-                cut -= 1
-            elif line[cut - 2:cut - 1] == b"=":
-                cut -= 2
-            lines.append(line[:cut] + b"=")
-            line = line[cut:]
-        lines.append(line)
-    return b"\n".join(lines)
 
 
 def _crlf(encoded: bytes) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -175,8 +176,20 @@ def build_package(book, pub: Publication, theme: Theme) -> bytes:
                                 "compresslevel": 0,  # normalise_zip compresses, once
                                 "play_order": {"enabled": True}})
     extra = {"META-INF/com.apple.ibooks.display-options.xml":
-             theme.render("epub/display-options.xml").encode("utf-8")}
+             theme.render("epub/display-options.xml").encode("utf-8"),
+             **package_language(raw.getvalue(), pub.config.language)}
     return normalise_zip(raw.getvalue(), extra)
+
+
+def package_language(data: bytes, language: str) -> dict[str, bytes]:
+    """The OPF with ``xml:lang`` on its ``<package>`` (ebooklib 0.20 leaves it out; reading
+    systems and DAISY Ace take the book's language from there)."""
+    name = "EPUB/content.opf"
+    opf = zipfile.ZipFile(io.BytesIO(data)).read(name).decode("utf-8")
+    if re.search(r"<package\b[^>]*\bxml:lang=", opf):
+        return {}
+    return {name: re.sub(r"<package\b", f'<package xml:lang="{language}"', opf, count=1)
+            .encode("utf-8")}
 
 
 def normalise_zip(data: bytes, extra: dict[str, bytes]) -> bytes:

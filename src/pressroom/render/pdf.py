@@ -12,6 +12,7 @@ from pressroom.errors import RenderError
 from pressroom.render.urlfetch import make_fetcher
 from pressroom.model import Publication, Routine
 from pressroom.outputs import build_time, handout_name, quickref_name, website_label
+from pressroom.render.fontconfig import font_configuration
 from pressroom.theme import Theme
 
 log = logging.getLogger(__name__)
@@ -133,10 +134,12 @@ def render_document(html: str, pub: Publication, theme: Theme, document: str):
     fonts = theme.tokens["fonts"]
     generic = {"sans-serif": fonts["body"]["family"], "serif": fonts["heading"]["family"]}
     fetcher = make_fetcher([pub.config.content_dir, *theme.folders], document, svg_fonts=generic)
+    font_config = font_configuration(theme, pub.config.project)
     try:
         with _forward_weasyprint_logs(document):
             return weasyprint.HTML(string=html, base_url=pub.config.content_dir.as_uri() + "/",
-                                   url_fetcher=fetcher).render(**_pdf_options())
+                                   url_fetcher=fetcher).render(font_config=font_config,
+                                                               **_pdf_options())
     except FatalURLFetchingError as exc:
         raise RenderError(_fetch_message(exc, document)) from None
 

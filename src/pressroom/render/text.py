@@ -1,19 +1,14 @@
-"""Markdown -> readable plain text (for the email's text part): headings, paragraphs and lists
-kept, links written out in full, wrapped at 78 columns."""
+"""Markdown -> readable plain text (for the email's text part): headings, paragraphs, lists and
+definition lists kept, links written out in full, wrapped at 78 columns. The tokens come from
+the same parser as the HTML (pressroom.markdown), so attributes like ``{.button}`` never leak."""
 
 from __future__ import annotations
 
 import textwrap
 
-from markdown_it import MarkdownIt
-from mdit_py_plugins.container import container_plugin
-from mdit_py_plugins.footnote import footnote_plugin
+from pressroom.markdown import parse
 
 WIDTH = 78
-_md = (MarkdownIt("commonmark", {"typographer": True, "html": False})
-       .enable(["table", "replacements", "smartquotes"]).use(footnote_plugin))
-for _name in ("takeaways", "note", "caution"):
-    _md.use(container_plugin, _name)
 
 
 def wrap(text: str, indent: str = "", first: str | None = None) -> str:
@@ -57,7 +52,7 @@ def markdown_to_text(markdown: str) -> str:
     footnote = 0
     quote = 0  # blockquote depth
     row: list[str] | None = None
-    for tok in _md.parse(markdown):
+    for tok in parse(markdown):
         if tok.type == "tr_open":
             row = []
         elif tok.type == "tr_close":
@@ -69,6 +64,8 @@ def markdown_to_text(markdown: str) -> str:
             quote += tok.nesting
         elif tok.type == "heading_open":
             pending = "h"
+        elif tok.type in ("dt_open", "dd_open"):
+            pending = tok.type[:2]
         elif tok.type in ("bullet_list_open", "ordered_list_open"):
             lists.append([tok.type.startswith("ordered"), 0])
         elif tok.type in ("bullet_list_close", "ordered_list_close"):
@@ -85,8 +82,11 @@ def markdown_to_text(markdown: str) -> str:
                 blocks.append(("h", title))
         elif tok.type == "inline":
             text = _inline(tok)
-            if pending == "h":
-                blocks.append(("h", text))
+            if pending in ("h", "dt"):
+                blocks.append((pending, text if pending == "h" else wrap(text)))
+                pending = "p"
+            elif pending == "dd":
+                blocks.append(("dd", wrap(text, "    ")))
                 pending = "p"
             elif lists:
                 ordered, n = lists[-1]
@@ -111,7 +111,8 @@ def join_blocks(blocks: list[tuple[str, str]]) -> str:
         if kind == "h":
             text = heading(text)
         if out:
-            out += "\n" if kind == "li" and prev == "li" else "\n\n"
+            tight = (kind == "li" and prev == "li") or (kind == "dd" and prev in ("dt", "dd"))
+            out += "\n" if tight else "\n\n"
         out += text
         prev = kind
     return out + "\n" if out else ""
