@@ -99,7 +99,7 @@ def test_a_long_word_stays_inside_a_narrow_epub_page(demo_out, tmp_path):
     URL, say) wraps instead of widening the page."""
     import zipfile
 
-    from pressroom.preview import chromium
+    from pressroom.web.screenshots import chromium
 
     (epub,) = demo_out.glob("*.epub")
     zipfile.ZipFile(epub).extractall(tmp_path)
