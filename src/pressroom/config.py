@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from pressroom.errors import ConfigError
+from pressroom.errors import ConfigError, ContentError
 from pressroom.fields import Fields, load_yaml
 
 PAPER_SIZES = ("a4", "letter")
@@ -29,11 +29,22 @@ class Author:
 
 @dataclass(frozen=True)
 class Contact:
-    """How readers reach the clinic."""
+    """How readers reach the practice."""
 
     email: str
     phone: str | None
     address: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Brand:
+    """The practice's look: name, logo (SVG in content/), colour and font tokens that override
+    the theme's."""
+
+    name: str | None = None
+    logo: str | None = None  # relative to content/
+    colours: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    fonts: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class NewsletterSettings:
     sender_address: str
     reply_to: str | None
     signup_url: str
-    booking_url: str
+    booking_url: str | None
     fallback_name: str
 
 
@@ -77,8 +88,10 @@ class Config:
     contact: Contact
     newsletter: NewsletterSettings
     disclaimer: str
-    limitations: str
+    limitations: str | None = None
     cover_illustration: str | None = None  # relative to content/
+    quick_reference: str | None = None  # slug of the daily routine the quick reference shows
+    brand: Brand = field(default_factory=Brand)
     paper: str = "a4"
     theme: str = "default"
     out: Path = Path("output")
@@ -119,6 +132,29 @@ def _email(f: Fields, key: str, required: bool = True) -> str | None:
     return value
 
 
+_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+def _brand(f: Fields) -> Brand:
+    b = f.mapping("brand", False)
+    if b is None:
+        return Brand()
+    colours = b.raw("colours") or {}
+    if not isinstance(colours, dict):
+        raise b.error("colours", "'brand.colours' must be a mapping of token: '#RRGGBB'")
+    for key, value in colours.items():
+        if not isinstance(value, str) or not _COLOUR.match(value):
+            raise ContentError(f.path, b.line_of(f"colours.{key}"), f"'brand.colours.{key}' must "
+                               f"be a colour like '#2F6F6A' (in quotes), got {value!r}")
+    fonts = b.raw("fonts") or {}
+    if not isinstance(fonts, dict):
+        raise b.error("fonts", "'brand.fonts' must be a mapping like the theme's 'fonts' tokens")
+    brand = Brand(name=b.str("name", False), logo=b.str("logo", False),
+                  colours=_freeze(colours), fonts=_freeze(fonts))
+    b.done()
+    return brand
+
+
 def load_config(project: Path | str) -> Config:
     """Load and validate ``<project>/content/publication.yaml``."""
     project = Path(project).resolve()
@@ -145,7 +181,7 @@ def load_config(project: Path | str) -> Config:
     newsletter = NewsletterSettings(
         sender_name=n.str("sender_name"), sender_address=_email(n, "sender_address"),
         reply_to=_email(n, "reply_to", False), signup_url=_url(n, "signup_url"),
-        booking_url=_url(n, "booking_url"), fallback_name=n.str("fallback_name", False, "there"))
+        booking_url=_url(n, "booking_url", False), fallback_name=n.str("fallback_name", False, "there"))
     n.done()
     mail, smtp = f.raw("mail"), f.raw("smtp")
     for key, value in (("mail", mail), ("smtp", smtp)):
@@ -156,8 +192,9 @@ def load_config(project: Path | str) -> Config:
         language=language, identifier=f.str("identifier"), date=f.date("date"), author=author,
         publisher=f.str("publisher"), rights=f.str("rights"), description=f.str("description"),
         subjects=f.str_list("subjects"), website=_url(f, "website"), contact=contact,
-        newsletter=newsletter, disclaimer=f.str("disclaimer"), limitations=f.str("limitations"),
+        newsletter=newsletter, disclaimer=f.str("disclaimer"), limitations=f.str("limitations", False),
         cover_illustration=f.str("cover_illustration", False),
+        quick_reference=f.str("quick_reference", False), brand=_brand(f),
         paper=f.choice("paper", PAPER_SIZES, False, "a4"), theme=f.str("theme", False, "default"),
         out=project / "output", mail=_freeze(mail or {}), smtp=_freeze(smtp) if smtp else None,
         lines=MappingProxyType(dict(lines)),
