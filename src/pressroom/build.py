@@ -82,9 +82,19 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def check(config: Config) -> Publication:
-    """Load and validate all content (no rendering); return the Publication."""
-    return load_publication(config)
+def check(config: Config, strict: bool = False) -> Publication:
+    """Load and validate all content (no rendering) and warn about placeholder values;
+    with ``strict`` a warning is an error. Returns the Publication."""
+    from pressroom.placeholders import placeholder_warnings
+
+    pub = load_publication(config)
+    warnings = placeholder_warnings(pub)
+    if strict and warnings:
+        raise PressroomError(f"{len(warnings)} warning(s) and --strict is on:\n"
+                             + "\n".join(warnings))
+    for message in warnings:
+        log.warning(message)
+    return pub
 
 
 def _render_all(pub: Publication, theme: Theme, jobs: list[cache.Job], parallel: bool,

@@ -34,12 +34,13 @@ SUMMARY = ("All illustrations have text descriptions, and every exercise can be 
            "themes work. No flashing content, sound or motion.")
 
 
-def build_time() -> _dt.datetime:
-    """SOURCE_DATE_EPOCH when set (reproducible builds), else a fixed 2000-01-01."""
+def build_time(published: _dt.date) -> _dt.datetime:
+    """The time stamped on outputs: SOURCE_DATE_EPOCH when set (reproducible builds), else
+    midnight UTC of the publication's ``date`` (so builds stay reproducible without it)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch and epoch.strip().isdigit():
         return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).replace(tzinfo=None)
-    return _dt.datetime(2000, 1, 1)
+    return _dt.datetime(published.year, published.month, published.day)
 
 
 def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
@@ -126,18 +127,18 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
     ]
     fonts.embed_epub_fonts(book, pub, theme)
     raw = io.BytesIO()
-    epub.write_epub(raw, book, {"mtime": build_time(), "epub3_landmark": True,
+    epub.write_epub(raw, book, {"mtime": build_time(cfg.date), "epub3_landmark": True,
                                 "landmark_title": "Landmarks", "epub3_pages": False,
                                 "compresslevel": 0,  # normalise_zip compresses, once
                                 "play_order": {"enabled": True}})
     extra = {"META-INF/com.apple.ibooks.display-options.xml":
              theme.render("epub/display-options.xml").encode("utf-8")}
-    return {f"{cfg.slug}.epub": normalise_zip(raw.getvalue(), extra)}
+    return {f"{cfg.slug}.epub": normalise_zip(raw.getvalue(), extra, build_time(cfg.date))}
 
 
-def normalise_zip(data: bytes, extra: dict[str, bytes]) -> bytes:
+def normalise_zip(data: bytes, extra: dict[str, bytes], when: _dt.datetime) -> bytes:
     """Re-zip: mimetype first and stored, fixed timestamps and order, extra files added."""
-    stamp = build_time().timetuple()[:6]
+    stamp = when.timetuple()[:6]
     stamp = max(stamp, (1980, 1, 1, 0, 0, 0))
     src = zipfile.ZipFile(io.BytesIO(data))
     entries = {info.filename: src.read(info) for info in src.infolist()}

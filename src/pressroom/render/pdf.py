@@ -56,7 +56,7 @@ def _context(pub: Publication, theme: Theme, paper: str, print_shop: bool, sourc
                 bleed=BLEED_MM if print_shop else 0,
                 qr_src=qr_data_uri(qr_url, theme.tokens["colours"]["ink"]),
                 website_label=cfg.website.split("://", 1)[-1].rstrip("/"),
-                created=build_time().strftime("%Y-%m-%dT%H:%M:%SZ"))
+                created=build_time(cfg.date).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def handout_html(pub: Publication, theme: Theme, paper: str, print_shop: bool) -> str:
