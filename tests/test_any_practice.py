@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from projects import FIXTURES, ROOT, build_project, copy_project
 
 from pressroom.build import build
 from pressroom.cli import cli
 from pressroom.config import load_config
 from pressroom.validate import run_epubcheck
-from projects import FIXTURES, ROOT, build_project, copy_project
 
-DEMO_WORDS = re.compile(r"\b(juvenology|marina|facial|faces?|mirrors?|fillers?|kent)\b", re.I)
+DEMO_WORDS = re.compile(r"\b(juvenology|marina|facial|faces?|mirrors?|fillers?|kent)\b", re.IGNORECASE)
 TEXT_SUFFIXES = {".html", ".xhtml", ".txt", ".json", ".css", ".opf", ".ncx", ".xml", ".svg"}
 
 
@@ -130,7 +130,7 @@ def test_source_date_epoch_wins_over_the_publication_date(demo_out):
     with zipfile.ZipFile(demo_out / "facial-yoga.epub") as book:
         stamps = {info.date_time for info in book.infolist()}
     assert stamps == {_dt.datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]),
-                                                 _dt.timezone.utc).timetuple()[:6]}
+                                                 _dt.UTC).timetuple()[:6]}
 
 
 def test_several_daily_routines_need_an_explicit_choice(tmp_path):
@@ -151,7 +151,7 @@ def test_several_daily_routines_need_an_explicit_choice(tmp_path):
 
 # The neutral default theme: none of the demo's names or subject wording in the product.
 SUBJECT_WORDS = re.compile(r"juvenology|marina|facial|\bfaces?\b|mirror|filler|\bTMJ\b|kent\b|"
-                           r"new exercise each week|news from the clinic|warm-up", re.I)
+                           r"new exercise each week|news from the clinic|warm-up", re.IGNORECASE)
 
 
 def _python_strings(path: Path) -> str:
@@ -166,7 +166,7 @@ def test_the_default_theme_and_the_code_speak_of_no_particular_practice():
         if path.suffix in TEXT_SUFFIXES | {".mjml", ".yaml"}:
             # What readers can see: Jinja's own tags and comments name font faces, not faces.
             text = re.sub(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", "", path.read_text(encoding="utf-8"),
-                          flags=re.S).replace("font-face", "")
+                          flags=re.DOTALL).replace("font-face", "")
             hits += [f"{path}: {m.group(0)}" for m in SUBJECT_WORDS.finditer(text)]
     for path in sorted((ROOT / "src" / "pressroom").rglob("*")):
         if path.suffix == ".py":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from projects import FIXTURES, ROOT, copy_project
 
 from pressroom.cli import cli
 from pressroom.config import load_config
@@ -15,7 +16,6 @@ from pressroom.content import load_publication
 from pressroom.fields import Fields
 from pressroom.placeholders import fake_phone
 from pressroom.schema import FILES, reference_markdown
-from projects import FIXTURES, ROOT, copy_project
 
 FLAGS = ["--title", "Back Care Basics", "--author", "Robin Testwell", "--practice",
          "Fernbank Physio Test Practice", "--website", "https://fernbank-physio.test",
@@ -48,7 +48,7 @@ def test_init_scaffolds_a_project_and_refuses_to_overwrite_one(tmp_path):
 
 def test_every_publication_key_is_in_the_scaffold_present_or_commented():
     text = (ROOT / "src" / "pressroom" / "scaffold" / "content" / "publication.yaml").read_text()
-    keys = {m.group(1) for m in re.finditer(r"^\s*#?\s*([a-z_]+):", text, re.M)}
+    keys = {m.group(1) for m in re.finditer(r"^\s*#?\s*([a-z_]+):", text, re.MULTILINE)}
     documented = {key.path.split(".")[-1] for key in FILES[0][1]}
     assert documented - keys == set()
 

@@ -11,7 +11,7 @@ from pressroom.errors import where
 from pressroom.model import Publication
 
 SCAFFOLD_MARK = "Replace this text"
-_FAKE_DOMAIN = re.compile(r"(?<![\w.-])(?:[\w-]+\.)*example\.(?:com|org|net)\b", re.I)
+_FAKE_DOMAIN = re.compile(r"(?<![\w.-])(?:[\w-]+\.)*example\.(?:com|org|net)\b", re.IGNORECASE)
 _FAKE_NAMES = ("Your Practice", "Your Name")
 
 
@@ -31,8 +31,8 @@ def _line_problems(text: str) -> list[tuple[int, str]]:
         if SCAFFOLD_MARK in line:
             found.append((number, f"scaffold text '{SCAFFOLD_MARK}' left; write your own"))
         for match in _FAKE_DOMAIN.finditer(line):
-            found.append((number, f"'{match.group(0)}' is a placeholder domain; use your "
-                                  "real address"))
+            found.append((number, (f"'{match.group(0)}' is a placeholder domain; use your "
+                                  "real address")))
         for name in _FAKE_NAMES:
             if name in line:
                 found.append((number, f"'{name}' is a placeholder; give the real name"))

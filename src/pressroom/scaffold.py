@@ -70,11 +70,11 @@ def init_project(target: Path, answers: Answers, today: _dt.date | None = None) 
                              autoescape=False)
     # JSON strings are valid YAML double-quoted scalars: any title stays one value.
     env.filters["yaml"] = lambda value: json.dumps(str(value), ensure_ascii=False)
-    values = dict(title=answers.title.strip(), author=answers.author.strip(),
-                  practice=answers.practice.strip(), website=answers.website.strip(),
-                  sender=answers.sender.strip(), slug=slugify(answers.title),
-                  uuid=uuid.uuid4(), today=today.isoformat(), year=today.year,
-                  role="Replace this text")
+    values = {"title": answers.title.strip(), "author": answers.author.strip(),
+                  "practice": answers.practice.strip(), "website": answers.website.strip(),
+                  "sender": answers.sender.strip(), "slug": slugify(answers.title),
+                  "uuid": uuid.uuid4(), "today": today.isoformat(), "year": today.year,
+                  "role": "Replace this text"}
     files: dict[Path, bytes | str] = {}
     for source in sorted(SCAFFOLD.rglob("*")):
         if not source.is_file() or "__pycache__" in source.parts:
