@@ -167,7 +167,8 @@ def render_site(pub: Publication, theme: Theme) -> dict[str, bytes | str]:
     issues = sorted(pub.newsletters, key=lambda i: (i.date, i.number), reverse=True)
     images = {ex.slug: f"images/{ex.illustration.stem}{ex.illustration.path.suffix.lower()}"
               for ex in pub.exercises}
-    shared = dict(pub=pub, issues=issues, downloads=downloads(pub, theme.strings), exercise_images=images)
+    shared = dict(pub=pub, issues=issues, downloads=downloads(pub, theme.strings),
+                  exercise_images=images)
     faces, font_files = web_fonts(theme)
     files: dict[str, bytes | str] = {
         "site/index.html": theme.render("site/index.html", **page_context(cfg, ""), **shared),
