@@ -39,6 +39,8 @@ CASES = [
      "content/exercises/cheek-lift.md:9: unknown key 'repz' — did you mean 'reps'?"),
     ("misspelt required key", "exercises/cheek-lift.md", "sets: 2", "setz: 2",
      "content/exercises/cheek-lift.md:8: unknown key 'setz' — did you mean 'sets'?"),
+    ("missing key beside a similar known one", "exercises/cheek-lift.md", "sets: 2\n", "",
+     "content/exercises/cheek-lift.md:1: missing required field 'sets'"),
     ("unknown key, nothing close", "exercises/cheek-lift.md", "sets: 2", "sets: 2\ncolour: red",
      "content/exercises/cheek-lift.md:9: unknown key 'colour' (known keys: area, cautions, "
      "difficulty, frequency, hold_seconds, illustration, minutes, mistakes, muscles, order, reps, "

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from pressroom.errors import ContentError
+from pressroom.schema import KEY_NAMES
 
 
 # LibYAML's C parser when PyYAML was built with it (10x faster on a large project); both are safe.
@@ -207,7 +208,8 @@ class Fields:
     def _misspelt(self, key: str) -> None:
         """A required key is missing: if an unread key looks like it, report that key at its
         own line (``setz`` for ``sets``) rather than the missing one at the mapping's."""
-        unread = [str(k) for k in self.data if k not in self.used]
+        # A documented key read later (``steps`` when ``sets`` is missing) is not a misspelling.
+        unread = [str(k) for k in self.data if k not in self.used and k not in KEY_NAMES]
         close = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
         if close:
             raise self.error(close[0], f"unknown key '{self._key(close[0])}' — did you mean "

@@ -135,6 +135,10 @@ FILES = (
     ("content/newsletters/*.md (front matter)", NEWSLETTER),
 )
 
+# Every documented key name (path parts), e.g. "sets", "illustration", "src".
+KEY_NAMES = frozenset(part.removesuffix("[]") for _title, keys in FILES
+                      for key in keys for part in key.path.split("."))
+
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
