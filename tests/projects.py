@@ -20,6 +20,8 @@ def copy_project(name: str, dest: Path) -> Path:
     shutil.copytree(src / "content", dest / "content")
     if (src / "themes").is_dir() and name != "demo":
         shutil.copytree(src / "themes", dest / "themes")
+    if (src / "theme").is_dir():  # the project's theme overlay
+        shutil.copytree(src / "theme", dest / "theme")
     return dest
 
 

@@ -37,7 +37,13 @@ CASES = [
     ("wrong type", "exercises/cheek-lift.md", "reps: 10", "reps: ten",
      "content/exercises/cheek-lift.md:7: 'reps' must be a whole number, got 'ten'"),
     ("unknown key", "exercises/cheek-lift.md", "sets: 2", "sets: 2\nrepz: 3",
-     "content/exercises/cheek-lift.md:9: unknown field 'repz' (known fields: area, cautions, "
+     "content/exercises/cheek-lift.md:9: unknown key 'repz' — did you mean 'reps'?"),
+    ("misspelt required key", "exercises/cheek-lift.md", "sets: 2", "setz: 2",
+     "content/exercises/cheek-lift.md:8: unknown key 'setz' — did you mean 'sets'?"),
+    ("missing key beside a similar known one", "exercises/cheek-lift.md", "sets: 2\n", "",
+     "content/exercises/cheek-lift.md:1: missing required field 'sets'"),
+    ("unknown key, nothing close", "exercises/cheek-lift.md", "sets: 2", "sets: 2\ncolour: red",
+     "content/exercises/cheek-lift.md:9: unknown key 'colour' (known keys: area, cautions, "
      "difficulty, frequency, hold_seconds, illustration, minutes, mistakes, muscles, order, reps, "
      "sets, steps, summary, tips, title)"),
     ("missing field", "exercises/cheek-lift.md",

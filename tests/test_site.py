@@ -119,7 +119,7 @@ def test_landing_page_offers_the_downloads_the_build_copies(files, pub):
 
 def test_no_quick_reference_without_a_daily_routine(pub, theme):
     no_daily = replace(pub, routines=tuple(r for r in pub.routines if r.kind != "daily"))
-    assert [d.key for d in downloads(no_daily)] == ["ebook", "handout"]
+    assert [d.key for d in downloads(no_daily, theme.strings)] == ["ebook", "handout"]
     links = [a["href"] for a in Page(render_site(no_daily, theme)["site/index.html"]).all("a")
              if "download" in a]
     assert links == [f"downloads/{SLUG}.epub", f"downloads/{SLUG}-handout.pdf"]

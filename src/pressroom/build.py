@@ -98,9 +98,19 @@ def load(config: Config) -> tuple[Publication, Theme]:
     return pub, theme
 
 
-def check(config: Config) -> Publication:
-    """Run the load phase (no rendering); return the Publication."""
-    return load(config)[0]
+def check(config: Config, strict: bool = False) -> Publication:
+    """Run the load phase (no rendering) and warn about placeholder values; with ``strict`` a
+    warning is an error. Returns the Publication."""
+    from pressroom.placeholders import placeholder_warnings
+
+    pub = load(config)[0]
+    warnings = placeholder_warnings(pub)
+    if strict and warnings:
+        raise PressroomError(f"{len(warnings)} warning(s) and --strict is on:\n"
+                             + "\n".join(warnings))
+    for message in warnings:
+        log.warning(message)
+    return pub
 
 
 def _render_all(

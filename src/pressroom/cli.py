@@ -151,19 +151,79 @@ def build(config: "Config", formats: tuple[str, ...], strict: bool, paper: str |
 
 @cli.command()
 @project_options
-def check(config: "Config") -> None:
+@click.option("--strict", is_flag=True,
+              help="Fail on warnings (placeholders left from `pressroom init`, fake values).")
+def check(config: "Config", strict: bool) -> None:
     """Check everything a build, a send or the service needs, without rendering anything:
-    publication.yaml, content, images, theme tokens, mail and SMTP settings.
+    publication.yaml, content, images, theme tokens, mail and SMTP settings; warn about
+    placeholder values.
 
     \b
-    Example:
+    Examples:
       pressroom check --project ../clinic
+      pressroom check --strict        # fail if any "Replace this text" or example.com is left
     """
     from pressroom.build import check as run_check
 
-    pub = run_check(config)
+    pub = run_check(config, strict=strict)
     click.echo(f"OK: {len(pub.articles)} article(s), {len(pub.exercises)} exercise(s), "
                f"{len(pub.routines)} routine(s), {len(pub.newsletters)} newsletter(s).")
+
+
+_INIT_FIELDS = (("title", "Title of the guide"), ("author", "Author's name"),
+                ("practice", "Practice name"), ("website", "Website (https://...)"),
+                ("sender", "Newsletter sender address"))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--title", help="Title of the publication.")
+@click.option("--author", help="The author's name.")
+@click.option("--practice", help="The practice's name (publisher).")
+@click.option("--website", help="The practice's website, https://...")
+@click.option("--sender", help="The newsletter's sender address.")
+def init(directory: Path, **given: str | None) -> None:
+    """Start a new publication in DIRECTORY (default: here): publication.yaml, one article,
+    two exercises, a daily routine, a newsletter and an empty theme overlay.
+
+    On a terminal it asks for what the options did not give; otherwise placeholders are
+    used, which `pressroom check` reports. It refuses a folder that already holds a project.
+
+    \b
+    Examples:
+      pressroom init back-care --title "Back Care" --author "A. Author" --practice "Oak Physio" \\
+          --website https://oak-physio.test --sender news@oak-physio.test
+      pressroom init              # here, asking on the terminal
+    """
+    import sys
+
+    from pressroom.scaffold import Answers, init_project
+
+    defaults = Answers()
+    values = {}
+    for name, question in _INIT_FIELDS:
+        value = given[name]
+        if value is None and sys.stdin.isatty():
+            value = click.prompt(question, default=getattr(defaults, name))
+        values[name] = value if value is not None else getattr(defaults, name)
+    written = init_project(directory, Answers(**values))
+    click.echo(f"Created {len(written)} file(s) in {directory}. Next:")
+    click.echo(f"  pressroom check --project {directory}    # lists what to replace")
+    click.echo(f"  pressroom build --project {directory}")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the key reference: every key of publication.yaml and of the content files'
+    front matter, with its type, default and meaning (Markdown).
+
+    \b
+    Example:
+      pressroom schema > keys.md
+    """
+    from pressroom.schema import reference_markdown
+
+    click.echo(reference_markdown(), nl=False)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Mapping, overload
 
-from pressroom.errors import ConfigError
+from pressroom.errors import ConfigError, ContentError
 from pressroom.fields import Fields, load_yaml, read_text
 
 PAPER_SIZES = ("a4", "letter")
@@ -30,11 +30,22 @@ class Author:
 
 @dataclass(frozen=True)
 class Contact:
-    """How readers reach the clinic."""
+    """How readers reach the practice."""
 
     email: str
     phone: str | None
     address: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Brand:
+    """The practice's look: name, logo (SVG in content/), colour and font tokens that override
+    the theme's."""
+
+    name: str | None = None
+    logo: str | None = None  # relative to content/
+    colours: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    fonts: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,7 @@ class NewsletterSettings:
     sender_address: str
     reply_to: str | None
     signup_url: str
-    booking_url: str
+    booking_url: str | None
     fallback_name: str
 
 
@@ -78,8 +89,10 @@ class Config:
     contact: Contact
     newsletter: NewsletterSettings
     disclaimer: str
-    limitations: str
+    limitations: str | None = None
     cover_illustration: str | None = None  # relative to content/
+    quick_reference: str | None = None  # slug of the daily routine the quick reference shows
+    brand: Brand = field(default_factory=Brand)
     paper: str = "a4"
     theme: str = "default"
     out: Path = Path("output")
@@ -106,9 +119,13 @@ class Config:
         return replace(self, **given)
 
 
-def _url(f: Fields, key: str) -> str:
-    value = f.text(key)
-    if not value.startswith(("https://", "http://")):
+@overload
+def _url(f: Fields, key: str, required: Literal[True] = True) -> str: ...
+@overload
+def _url(f: Fields, key: str, required: bool) -> str | None: ...
+def _url(f: Fields, key: str, required: bool = True) -> str | None:
+    value = f.text(key, required)
+    if value is not None and not value.startswith(("https://", "http://")):
         raise f.error(
             key, f"'{f._key(key)}' must be a full URL starting with https://, got {value!r}"
         )
@@ -128,6 +145,29 @@ def _email(f: Fields, key: str, required: bool = True) -> str | None:
             key, f"'{f._key(key)}' must be an email address like name@example.com, got {value!r}"
         )
     return value
+
+
+_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+def _brand(f: Fields) -> Brand:
+    b = f.mapping("brand", False)
+    if b is None:
+        return Brand()
+    colours = b.raw("colours") or {}
+    if not isinstance(colours, dict):
+        raise b.error("colours", "'brand.colours' must be a mapping of token: '#RRGGBB'")
+    for key, value in colours.items():
+        if not isinstance(value, str) or not _COLOUR.match(value):
+            raise ContentError(f.path, b.line_of(f"colours.{key}"), f"'brand.colours.{key}' must "
+                               f"be a colour like '#2F6F6A' (in quotes), got {value!r}")
+    fonts = b.raw("fonts") or {}
+    if not isinstance(fonts, dict):
+        raise b.error("fonts", "'brand.fonts' must be a mapping like the theme's 'fonts' tokens")
+    brand = Brand(name=b.text("name", False), logo=b.text("logo", False),
+                  colours=_freeze(colours), fonts=_freeze(fonts))
+    b.done()
+    return brand
 
 
 def load_config(project: Path | str) -> Config:
@@ -156,7 +196,8 @@ def load_config(project: Path | str) -> Config:
     newsletter = NewsletterSettings(
         sender_name=n.text("sender_name"), sender_address=_email(n, "sender_address"),
         reply_to=_email(n, "reply_to", False), signup_url=_url(n, "signup_url"),
-        booking_url=_url(n, "booking_url"), fallback_name=n.text("fallback_name", False, "there"))
+        booking_url=_url(n, "booking_url", False),
+        fallback_name=n.text("fallback_name", False, "there"))
     n.done()
     mail, smtp = f.raw("mail"), f.raw("smtp")
     for key, value in (("mail", mail), ("smtp", smtp)):
@@ -167,8 +208,10 @@ def load_config(project: Path | str) -> Config:
         language=language, identifier=f.text("identifier"), date=f.date("date"), author=author,
         publisher=f.text("publisher"), rights=f.text("rights"), description=f.text("description"),
         subjects=f.str_list("subjects"), website=_url(f, "website"), contact=contact,
-        newsletter=newsletter, disclaimer=f.text("disclaimer"), limitations=f.text("limitations"),
+        newsletter=newsletter, disclaimer=f.text("disclaimer"),
+        limitations=f.text("limitations", False),
         cover_illustration=f.text("cover_illustration", False),
+        quick_reference=f.text("quick_reference", False), brand=_brand(f),
         paper=f.choice("paper", PAPER_SIZES, False, "a4"), theme=f.text("theme", False, "default"),
         out=project / "output", mail=_freeze(mail or {}), smtp=_freeze(smtp) if smtp else None,
         lines=MappingProxyType(dict(lines)),

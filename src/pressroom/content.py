@@ -76,15 +76,18 @@ def load_exercise(config: Config, path: Path) -> Exercise:
     """One structured exercise guide."""
     slug = _slug_of(path)
     f, text, line = split_front_matter(path)
+    hold = f.integer("hold_seconds", False, 0, minimum=0)
+    # A timed hold ("hold 30 s, 3 sets") needs no repetitions; anything else does.
+    reps = f.integer("reps", not hold, None, minimum=1)
     ex = Exercise(
         slug=slug, path=path, title=f.text("title"), area=f.text("area"),
-        muscles=f.str_list("muscles"), summary=f.text("summary", max_len=160),
-        hold_seconds=f.integer("hold_seconds", minimum=0), reps=f.integer("reps", minimum=1),
+        muscles=f.str_list("muscles", False, 0), summary=f.text("summary", max_len=160),
+        hold_seconds=hold, reps=reps,
         sets=f.integer("sets", minimum=1), minutes=f.number("minutes", minimum=0.25),
         frequency=f.text("frequency"), difficulty=f.choice("difficulty", DIFFICULTIES),
         order=f.integer("order", False, 100), illustration=_illustration(config, f, "illustration"),
         steps=f.str_list("steps", min_items=2), tips=f.str_list("tips", False, 0),
-        mistakes=f.str_list("mistakes", False, 0), cautions=f.str_list("cautions"),
+        mistakes=f.str_list("mistakes", False, 0), cautions=f.str_list("cautions", False, 0),
         body=_body(config, path, text, line, slug, shift=1))
     f.done()
     return ex
@@ -205,6 +208,21 @@ def _field_line(path: Path, field: str) -> int | None:
     return None
 
 
+def _check_quick_reference(config: Config, routines: list[Routine], errors: list[str]) -> None:
+    """With several daily routines, ``quick_reference`` must say which one the quick
+    reference shows; when given, it must name a daily routine."""
+    daily = sorted(r.slug for r in routines if r.kind == "daily")
+    chosen = config.quick_reference
+    line = f"{where(config.path)}:{config.line_of('quick_reference') or 1}"
+    if chosen is None and len(daily) > 1:
+        errors.append(f"{where(config.path)}: {len(daily)} daily routines ({', '.join(daily)}); "
+                      "add 'quick_reference: <slug>' to say which one the quick reference shows")
+    elif chosen is not None and chosen not in daily:
+        known = ", ".join(daily) or "none"
+        errors.append(f"{line}: 'quick_reference' must name a daily routine in content/routines/, "
+                      f"got {chosen!r} (daily routines: {known})")
+
+
 def load_publication(config: Config) -> Publication:
     """Load, validate and cross-check every content file; raise one error listing all problems."""
     root = config.content_dir
@@ -222,7 +240,7 @@ def load_publication(config: Config) -> Publication:
                             lambda p: load_newsletter(config, p, by_slug), errors)
     _check_unique(exercises, lambda e: e.title, "title", "exercise title", errors)
     _check_unique(newsletters, lambda n: n.number, "number", "newsletter number", errors)
-    _check_unique(routines, lambda r: r.kind, "kind", "routine kind", errors)
+    _check_quick_reference(config, routines, errors)
     if not articles and not errors:
         errors.append(f"{root / 'articles'}: no articles found; add at least one .md file")
 
@@ -240,7 +258,9 @@ def load_publication(config: Config) -> Publication:
         pub_body("author.bio", config.author.bio),
         pub_body("disclaimer", config.disclaimer),
     )
-    limitations = pub_body("limitations", config.limitations)
+    limitations = (
+        pub_body("limitations", config.limitations) if config.limitations else None
+    )
     cover = exercises[0].illustration if exercises else None
     if config.cover_illustration:
         try:
@@ -261,6 +281,6 @@ def load_publication(config: Config) -> Publication:
         config=config,
         articles=tuple(sorted(articles, key=lambda a: (a.order, a.slug))),
         exercises=tuple(sorted(exercises, key=lambda e: (e.order, e.slug))),
-        routines=tuple(sorted(routines, key=lambda r: ROUTINE_KINDS.index(r.kind))),
+        routines=tuple(sorted(routines, key=lambda r: (ROUTINE_KINDS.index(r.kind), r.slug))),
         newsletters=tuple(sorted(newsletters, key=lambda n: (n.number, n.slug))),
         author_bio=bio, disclaimer=disclaimer, limitations=limitations, cover_image=cover)

@@ -23,15 +23,16 @@ def load_tokens(folders: list[Path]) -> dict[str, Any]:
     for folder in reversed(folders):  # lowest priority first
         path = folder / "theme.yaml"
         if path.is_file():
-            tokens = _merge_tokens(tokens, _read(path, folders))
+            tokens = merge_tokens(tokens, _read(path, folders))
     return tokens
 
 
-def _merge_tokens(base: dict, over: dict) -> dict:
+def merge_tokens(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` key by key (nested mappings too)."""
     out = dict(base)
     for key, value in over.items():
         both = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _merge_tokens(out[key], value) if both else value
+        out[key] = merge_tokens(out[key], value) if both else value
     return out
 
 

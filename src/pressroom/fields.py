@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import yaml
 
 from pressroom.errors import ContentError
+from pressroom.schema import KEY_NAMES
 
 
 # LibYAML's C parser when PyYAML was built with it (10x faster on a large project); both are safe.
@@ -130,6 +132,7 @@ class Fields:
         self.used.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
+                self._misspelt(key)
                 raise ContentError(
                     self.path, self.line, f"missing required field '{self._key(key)}'"
                 )
@@ -312,11 +315,22 @@ class Fields:
         """The value as parsed, unchecked (for sections another module validates)."""
         return self._get(key, False)
 
+    def _misspelt(self, key: str) -> None:
+        """A required key is missing: if an unread key looks like it, report that key at its
+        own line (``setz`` for ``sets``) rather than the missing one at the mapping's."""
+        # A documented key read later (``steps`` when ``sets`` is missing) is not a misspelling.
+        unread = [str(k) for k in self.data if k not in self.used and k not in KEY_NAMES]
+        close = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
+        if close:
+            raise self.error(close[0], f"unknown key '{self._key(close[0])}' — did you mean "
+                                       f"'{key}'?")
+
     def done(self) -> None:
-        """Reject any key that no getter asked for."""
+        """Reject any key that no getter asked for, suggesting the nearest known key."""
         for key in self.data:
             if key not in self.used:
-                known = ", ".join(sorted(self.used))
-                raise self.error(
-                    str(key), f"unknown field '{self._key(str(key))}' (known fields: {known})"
-                )
+                known = sorted(self.used)
+                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+                hint = (f" — did you mean '{close[0]}'?" if close
+                        else f" (known keys: {', '.join(known)})")
+                raise self.error(str(key), f"unknown key '{self._key(str(key))}'{hint}")

@@ -47,7 +47,7 @@ def theme_files(theme: Theme) -> list[Path]:
 def job_keys(pub: Publication, theme: Theme, formats: tuple[str, ...]) -> dict[Job, str]:
     """The cache key of every job the requested formats need."""
     cfg = pub.config
-    common = [cfg.path, *theme_files(theme)]
+    common = [cfg.path, *theme_files(theme), *([theme.logo] if theme.logo else [])]
     book_inputs = [*common, *(a.path for a in pub.articles), *(e.path for e in pub.exercises),
                    *(r.path for r in pub.routines), *(i.path for i in pub.images),
                    pub.cover_image.path]

@@ -68,8 +68,8 @@ class Exercise:
     area: str
     muscles: tuple[str, ...]
     summary: str
-    hold_seconds: int
-    reps: int
+    hold_seconds: int  # 0: no hold
+    reps: int | None  # None: a timed hold, no repetitions
     sets: int
     minutes: float
     frequency: str
@@ -88,7 +88,8 @@ class Exercise:
         parts = []
         if self.hold_seconds:
             parts.append(f"Hold {self.hold_seconds} s")
-        parts.append(f"{self.reps} rep{'s' if self.reps != 1 else ''}")
+        if self.reps is not None:
+            parts.append(f"{self.reps} rep{'s' if self.reps != 1 else ''}")
         parts.append(f"{self.sets} set{'s' if self.sets != 1 else ''}")
         return " · ".join(parts)
 
@@ -184,7 +185,7 @@ class Publication:
     newsletters: tuple[Newsletter, ...]
     author_bio: Body
     disclaimer: Body
-    limitations: Body
+    limitations: Body | None
     cover_image: Image
 
     def exercise(self, slug: str) -> Exercise:
@@ -196,12 +197,15 @@ class Publication:
 
     @property
     def daily(self) -> Routine | None:
-        """The daily routine, if there is one."""
-        return next((r for r in self.routines if r.kind == "daily"), None)
+        """The daily routine the quick reference shows (publication.yaml's
+        ``quick_reference``, else the only one), if there is one."""
+        chosen = self.config.quick_reference
+        return next((r for r in self.routines if r.kind == "daily"
+                     and (chosen is None or r.slug == chosen)), None)
 
     @property
     def programme(self) -> Routine | None:
-        """The multi-week programme, if there is one."""
+        """The first multi-week programme (by file name), if there is one."""
         return next((r for r in self.routines if r.kind == "programme"), None)
 
     @property

@@ -102,9 +102,11 @@ def address_lines(config: Config) -> list[str]:
     return address
 
 
-def build_time() -> _dt.datetime:
-    """SOURCE_DATE_EPOCH when set (reproducible builds), else a fixed 2000-01-01 (naive UTC)."""
+def build_time(published: _dt.date) -> _dt.datetime:
+    """The time stamped on outputs (naive UTC): SOURCE_DATE_EPOCH when set (reproducible
+    builds), else midnight of the publication's ``date`` (so builds stay reproducible without
+    it)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch and epoch.strip().isdigit():
         return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).replace(tzinfo=None)
-    return _dt.datetime(2000, 1, 1)
+    return _dt.datetime(published.year, published.month, published.day)

@@ -4,7 +4,7 @@ Jinja2 environment, plus the design tokens every format shares."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -14,12 +14,18 @@ import jinja2
 from pressroom.derived import cache_dir
 from pressroom.config import Config
 from pressroom.errors import ThemeError
-from pressroom.design_tokens import load_tokens
+from pressroom.design_tokens import load_tokens, merge_tokens
+from pressroom.fields import load_yaml, read_text
 
 log = logging.getLogger(__name__)
 
-# The built-in themes ship beside the package in a source checkout (src/pressroom -> ../../themes).
-BUILTIN_THEMES = Path(__file__).resolve().parents[2] / "themes"
+# The built-in themes: inside the installed package (the wheel maps the top-level themes/ folder
+# to pressroom/themes at build time), else beside the package in a source checkout.
+_PACKAGED_THEMES = Path(__file__).resolve().parent / "themes"
+BUILTIN_THEMES = (_PACKAGED_THEMES if _PACKAGED_THEMES.is_dir()
+                  else Path(__file__).resolve().parents[2] / "themes")
+# A project's own overlay: files here override the chosen theme's, one file at a time.
+OVERLAY = "theme"
 
 
 def _autoescape(name: str | None) -> bool:
@@ -35,6 +41,8 @@ class Theme:
     folders: tuple[Path, ...]
     tokens: Mapping[str, Any]
     env: jinja2.Environment
+    strings: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    logo: Path | None = None  # the brand's logo (SVG), if the project gives one
 
     def asset(self, relative: str) -> Path:
         """The first folder's copy of a theme file (fonts, logo)."""
@@ -49,7 +57,7 @@ class Theme:
     def render(self, template: str, **context: Any) -> str:
         """Render a template; template mistakes become ThemeError naming template:line."""
         try:
-            return self.env.get_template(template).render(tokens=self.tokens, **context)
+            return self.env.get_template(template).render(**self._globals(), **context)
         except jinja2.TemplateError as exc:
             raise self._error(exc, template) from exc
 
@@ -57,11 +65,13 @@ class Theme:
         """The top-level variables a template sets (``{% set title = "..." %}``): how Python
         code gets reader-facing sentences (the service's pages and emails) from the theme."""
         try:
-            module = self.env.get_template(template).make_module(
-                {"tokens": self.tokens, **context})
+            module = self.env.get_template(template).make_module({**self._globals(), **context})
         except jinja2.TemplateError as exc:
             raise self._error(exc, template) from exc
         return {name: getattr(module, name) for name in dir(module) if not name.startswith("_")}
+
+    def _globals(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "strings": self.strings, "brand_logo": self.logo}
 
     def _error(self, exc: jinja2.TemplateError, template: str) -> ThemeError:
         if isinstance(exc, jinja2.TemplateSyntaxError):
@@ -108,23 +118,76 @@ def _template_location(exc: BaseException, fallback: str) -> str:
     return where
 
 
-def load_theme(config: Config) -> Theme:
-    """Resolve the folder list for ``config.theme`` and build the environment."""
-    candidates = [config.project / "themes" / config.theme, BUILTIN_THEMES / config.theme,
-                  BUILTIN_THEMES / "default"]
-    folders: list[Path] = []
-    for folder in candidates:
-        if folder.is_dir() and folder.resolve() not in [f.resolve() for f in folders]:
-            folders.append(folder.resolve())
-    if not folders or (config.theme != "default" and not any(
-            f.name == config.theme for f in folders)):
+def _folders(config: Config) -> list[Path]:
+    overlay = config.project / OVERLAY
+    themes = [config.project / "themes" / config.theme, BUILTIN_THEMES / config.theme,
+              BUILTIN_THEMES / "default"]
+    found = [f.resolve() for f in themes if f.is_dir()]
+    if config.theme != "default" and not any(f.name == config.theme for f in found):
         raise ThemeError(f"{config.path}: theme '{config.theme}' not found; create "
                          f"themes/{config.theme}/ or remove 'theme' to use the default")
+    if (BUILTIN_THEMES / "default").resolve() not in found:
+        raise ThemeError(f"the default theme is missing from {BUILTIN_THEMES}; reinstall pressroom")
+    folders: list[Path] = [overlay.resolve()] if overlay.is_dir() else []
+    for folder in found:
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def _merged_yaml(folders: list[Path], name: str, what: str) -> dict:
+    merged: dict = {}
+    for folder in reversed(folders):  # lowest priority first
+        path = folder / name
+        if path.is_file():
+            data, _lines = load_yaml(read_text(path), path)
+            if not isinstance(data, dict):
+                raise ThemeError(f"{path}:1: must be a mapping of {what}")
+            merged = merge_tokens(merged, data)
+    return merged
+
+
+def _logo(config: Config, tokens: dict, folders: list[Path]) -> Path | None:
+    """The brand's logo: publication.yaml's brand.logo (in content/), else the theme's."""
+    if config.brand.logo:
+        path = (config.content_dir / config.brand.logo).resolve()
+        if not path.is_relative_to(config.content_dir.resolve()) or not path.is_file():
+            raise ThemeError(f"{config.path}:{config.line_of('brand.logo') or 1}: brand logo "
+                             f"'{config.brand.logo}' not found in content/; give a path like "
+                             "images/logo.svg")
+        return path
+    if tokens.get("logo"):
+        for folder in folders:
+            candidate = (folder / tokens["logo"]).resolve()
+            if candidate.is_relative_to(folder) and candidate.is_file():
+                return candidate
+        raise ThemeError(f"theme logo '{tokens['logo']}' not found in "
+                         f"{', '.join(map(str, folders))}")
+    return None
+
+
+def load_theme(config: Config) -> Theme:
+    """Resolve the folder list (project overlay -> chosen theme -> default), merge the tokens
+    and strings of every folder, apply the project's ``brand`` and build the environment."""
+    folders = _folders(config)
     tokens = load_tokens(folders)
+    brand = config.brand
+    tokens = merge_tokens(tokens, {"colours": dict(brand.colours), "fonts": _plain(brand.fonts)})
+    tokens["name"] = brand.name or config.publisher
+    strings = _merged_yaml(folders, "strings.yaml", "reader-facing sentences")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_autoescape, undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         bytecode_cache=_BytecodeCache(cache_dir(config.project) / "jinja"))
     log.debug("theme folders: %s", folders)
-    return Theme(config.theme, tuple(folders), MappingProxyType(tokens), env)
+    return Theme(config.theme, tuple(folders), MappingProxyType(tokens), env,
+                 MappingProxyType(strings), _logo(config, tokens, folders))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pressroom.mail.message import PreparedBody
-from pressroom.merge import MARKERS
+from pressroom.mergefields import MARKERS
 
 CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r{")
 # Exact boundary lengths: a static chunk or value ending at, just before or just after 76.

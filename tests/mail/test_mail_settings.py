@@ -37,7 +37,7 @@ def test_smtp_defaults(tmp_path):
     ({"host": "h", "port": "25"}, {}, "'smtp.port' must be a whole number, got '25'"),
     ({"host": "h", "security": "tls"}, {},
      "'smtp.security' must be one of starttls, ssl, none; got 'tls'"),
-    ({"host": "h", "password": "secret"}, {}, "unknown field 'smtp.password'"),
+    ({"host": "h", "password": "secret"}, {}, "unknown key 'smtp.password'"),
     ({"host": "h", "rate": 0}, {}, "'smtp.rate' must be more than 0 messages per second"),
     ({"host": "h", "dkim": {"domain": "d", "selector": "s", "key_file": "missing.pem"}}, {},
      "cannot read the DKIM key"),

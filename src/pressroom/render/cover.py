@@ -93,8 +93,10 @@ def cover_svg(pub: Publication, theme: Theme) -> str:
         f'<path fill="{c["brand_tint"]}" d="{d}"/>'
         for d in _centred(body, [cfg.publisher], 2120, 44, 1)
     ]
-    logo = theme.asset(theme.tokens["logo"]).read_text(encoding="utf-8")
-    logo_inner = logo.split(">", 1)[1].rsplit("</svg>", 1)[0]
+    logo_inner = ""
+    if theme.logo is not None:
+        logo = theme.logo.read_text(encoding="utf-8")
+        logo_inner = logo.split(">", 1)[1].rsplit("</svg>", 1)[0]
     return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" \
 viewBox="0 0 {WIDTH} {HEIGHT}">
 <title>{html.escape(cfg.title)}</title>
@@ -117,7 +119,7 @@ def cover_key(pub: Publication, theme: Theme) -> bytes:
     cfg, tokens = pub.config, theme.tokens
     fonts = [theme.asset(tokens["fonts"][k]["files"][0]["file"]) for k in ("heading", "body")]
     digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in fonts]
-    logo = hashlib.sha256(theme.asset(tokens["logo"]).read_bytes()).hexdigest()
+    logo = hashlib.sha256(theme.logo.read_bytes()).hexdigest() if theme.logo else None
     return json.dumps([COVER_VERSION, cfg.title, cfg.subtitle, cfg.author.name, cfg.publisher,
                        dict(tokens["colours"]), digests, logo, WIDTH, HEIGHT]).encode("utf-8")
 

@@ -181,8 +181,9 @@ class EmailRenderer:
         self.inline_css = theme.render("email/style.css")
         self.head_styles = "".join(f'<style type="text/css">{theme.render(name).strip()}</style>'
                                    for name in HEAD_STYLES)
-        self.limitations_html = Markup(pub.limitations.html)
-        self.limitations_text = text.markdown_to_text(self.cfg.limitations).rstrip("\n")
+        self.limitations_html = Markup(pub.limitations.html) if pub.limitations else None
+        self.limitations_text = (text.markdown_to_text(self.cfg.limitations).rstrip("\n")
+                                 if self.cfg.limitations else None)
         self.disclaimer_text = " ".join(self.cfg.disclaimer.split())
         self.address_line = ", ".join(outputs.address_lines(self.cfg))
         language = self.cfg.language.split("-")[0].lower()
@@ -211,14 +212,14 @@ class EmailRenderer:
             why = f"This is the web version of {cfg.publisher}'s newsletter."
         else:
             why = (f"You're receiving this because you signed up for {cfg.publisher}'s "
-                   f"newsletter at {site_name} or in the clinic.")
+                   f"newsletter at {site_name} or {self.theme.strings['signup_elsewhere']}.")
         return dict(pub=self.pub, cfg=cfg, issue=issue, web=web, direction=self.direction,
                     first_name=cfg.newsletter.fallback_name if web else mergefields.FIRST_NAME,
                     view_url=self.web_url(issue) if web else mergefields.VIEW_URL,
                     unsubscribe_url=mergefields.UNSUBSCRIBE_URL, why_text=why,
                     date_label=f"{issue.date.day} {issue.date:%B %Y}",
                     address_line=self.address_line,
-                    logo_url=outputs.email_image_url(cfg, "logo.png"),
+                    logo_url=outputs.email_image_url(cfg, "logo.png") if self.theme.logo else None,
                     image_url=self.image_url, preheader_padding=PREHEADER_PADDING,
                     body_html=self._body_html(issue),
                     limitations_html=self.limitations_html,
@@ -326,8 +327,8 @@ class EmailRenderer:
         """Raster copies (2x for sharp screens) of the logo and every image the issues show;
         may fill the derived-file cache."""
         folder = f"site/{outputs.EMAIL_IMAGES}"
-        logo = self.theme.asset(self.theme.tokens["logo"])
-        out = {f"{folder}/logo.png": _raster(logo, 128, self.cfg.project)}
+        out = {} if self.theme.logo is None else {
+            f"{folder}/logo.png": _raster(self.theme.logo, 128, self.cfg.project)}
         for issue in issues:
             for ex in issue.featured:
                 name = image_file_name(ex.illustration)

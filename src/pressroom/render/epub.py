@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import io
 import logging
 import re
@@ -171,14 +172,14 @@ def build_package(book, pub: Publication, theme: Theme) -> bytes:
 
     fonts.embed_epub_fonts(book, pub, theme)
     raw = io.BytesIO()
-    epub.write_epub(raw, book, {"mtime": build_time(), "epub3_landmark": True,
+    epub.write_epub(raw, book, {"mtime": build_time(pub.config.date), "epub3_landmark": True,
                                 "landmark_title": "Landmarks", "epub3_pages": False,
                                 "compresslevel": 0,  # normalise_zip compresses, once
                                 "play_order": {"enabled": True}})
     extra = {"META-INF/com.apple.ibooks.display-options.xml":
              theme.render("epub/display-options.xml").encode("utf-8"),
              **package_language(raw.getvalue(), pub.config.language)}
-    return normalise_zip(raw.getvalue(), extra)
+    return normalise_zip(raw.getvalue(), extra, build_time(pub.config.date))
 
 
 def package_language(data: bytes, language: str) -> dict[str, bytes]:
@@ -192,9 +193,9 @@ def package_language(data: bytes, language: str) -> dict[str, bytes]:
             .encode("utf-8")}
 
 
-def normalise_zip(data: bytes, extra: dict[str, bytes]) -> bytes:
+def normalise_zip(data: bytes, extra: dict[str, bytes], when: _dt.datetime) -> bytes:
     """Re-zip: mimetype first and stored, fixed timestamps and order, extra files added."""
-    stamp = build_time().timetuple()[:6]
+    stamp = when.timetuple()[:6]
     stamp = max(stamp, (1980, 1, 1, 0, 0, 0))
     src = zipfile.ZipFile(io.BytesIO(data))
     entries = {info.filename: src.read(info) for info in src.infolist()}

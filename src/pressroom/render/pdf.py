@@ -52,11 +52,12 @@ def _context(pub: Publication, theme: Theme, paper: str, print_shop: bool, sourc
     width, height = PAPER_MM[paper]
     qr_url = utm_url(cfg.newsletter.signup_url, source, "print", cfg.slug)
     return dict(pub=pub, paper=paper, print_shop=print_shop, font_url=asset_url,
-                asset_url=asset_url, qr_url=qr_url, page_w=width, page_h=height,
+                asset_url=asset_url, qr_url=qr_url,
+                logo_url=theme.logo.as_uri() if theme.logo else None, page_w=width, page_h=height,
                 bleed=BLEED_MM if print_shop else 0,
                 qr_src=qr_data_uri(qr_url, theme.tokens["colours"]["ink"]),
                 website_label=website_label(cfg),
-                created=build_time().strftime("%Y-%m-%dT%H:%M:%SZ"))
+                created=build_time(cfg.date).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def handout_html(pub: Publication, theme: Theme, paper: str, print_shop: bool) -> str:

@@ -9,6 +9,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 from urllib.parse import urlsplit
 
 from pressroom.config import Config
@@ -64,7 +65,7 @@ def site_inputs(pub: Publication) -> list[Path]:
     return sorted(paths)
 
 
-def downloads(pub: Publication) -> list[Download]:
+def downloads(pub: Publication, strings: Mapping[str, str]) -> list[Download]:
     """What the landing page offers for download, in the order it shows them."""
     cfg = pub.config
     paper = "A4" if cfg.paper == "a4" else "US Letter"
@@ -82,7 +83,7 @@ def downloads(pub: Publication) -> list[Download]:
         out.append(Download("quickref", download_path(names[2]), "The quick reference",
                             "Download the quick reference",
                             f"PDF, one {paper} page",
-                            f"{pub.daily.title}, on one page to keep by the mirror."))
+                            f"{pub.daily.title}, on one page {strings['quickref_keep']}."))
     return out
 
 
@@ -156,7 +157,8 @@ def render_site(pub: Publication, theme: Theme) -> dict[str, bytes | str]:
     issues = sorted(pub.newsletters, key=lambda i: (i.date, i.number), reverse=True)
     images = {ex.slug: f"images/{ex.illustration.stem}{ex.illustration.path.suffix.lower()}"
               for ex in pub.exercises}
-    shared = dict(pub=pub, issues=issues, downloads=downloads(pub), exercise_images=images)
+    shared = dict(pub=pub, issues=issues, downloads=downloads(pub, theme.strings),
+                  exercise_images=images)
     faces, font_files = web_fonts(theme)
     files: dict[str, bytes | str] = {
         "site/index.html": theme.render("site/index.html", **page_context(cfg, ""), **shared),
@@ -165,8 +167,9 @@ def render_site(pub: Publication, theme: Theme) -> dict[str, bytes | str]:
         "site/404.html": theme.render("site/404.html", **page_context(cfg, "/"), **shared),
         "site/style.css": theme.render("site/style.css", faces=faces),
         "site/cover.png": cover_png(pub, theme),
-        "site/logo.svg": theme.asset(theme.tokens["logo"]).read_bytes(),
     }
+    if theme.logo is not None:
+        files["site/logo.svg"] = theme.logo.read_bytes()
     signup = signup_page(cfg)
     if signup:
         root = "../" * signup.count("/")
