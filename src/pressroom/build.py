@@ -82,9 +82,21 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def check(config: Config) -> Publication:
-    """Load and validate all content (no rendering); return the Publication."""
-    return load_publication(config)
+def check(config: Config, strict: bool = False) -> tuple[Publication, list[str]]:
+    """Load and validate all content (no rendering); return the Publication and the editorial
+    warnings (contradicting doses, restricted terms in promotional outputs), each logged.
+
+    With ``strict``, any warning is an error.
+    """
+    from pressroom.editorial import editorial_warnings
+
+    pub = load_publication(config)
+    warnings = editorial_warnings(pub)
+    for message in warnings:
+        log.warning(message)
+    if strict and warnings:
+        raise PressroomError(f"{len(warnings)} warning(s) and --strict is on")
+    return pub, warnings
 
 
 def _render_all(pub: Publication, theme: Theme, jobs: list[cache.Job], parallel: bool,

@@ -157,16 +157,25 @@ def _report_epubcheck(epub: Path, required: bool) -> None:
 
 @cli.command()
 @project_options
-def check(project: Path, out: Path | None) -> None:
+@click.option("--strict", is_flag=True, help="Treat warnings (contradicting doses, restricted "
+              "terms in promotional outputs) as errors.")
+def check(project: Path, out: Path | None, strict: bool) -> None:
     """Validate all content without rendering anything.
 
+    Also warns, naming file:line, when a routine schedules an exercise more often than its
+    card allows, when a routine note's numbers disagree with the dose, when minutes are too
+    short for the holds, and when a restricted term appears in a newsletter or on the site's
+    landing or sign-up page.
+
     \b
-    Example:
+    Examples:
       pressroom check --project ../clinic
+      pressroom check --strict        # fail on any warning
     """
     from pressroom.build import check as run_check
 
-    pub = run_check(load(project, out))
+    pub, warnings = run_check(load(project, out), strict=strict)
+    click.echo(f"{len(warnings)} warning(s). " if warnings else "", nl=False)
     click.echo(f"OK: {len(pub.articles)} article(s), {len(pub.exercises)} exercise(s), "
                f"{len(pub.routines)} routine(s), {len(pub.newsletters)} newsletter(s).")
 

@@ -11,11 +11,16 @@ from typing import Any, Mapping
 
 from pressroom.errors import ConfigError
 from pressroom.fields import Fields, load_yaml
+from pressroom.typography import smarten
 
 PAPER_SIZES = ("a4", "letter")
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_FACT_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+# UK prescription-only-medicine names that must not appear in promotional outputs (CAP Code 12.12).
+DEFAULT_RESTRICTED_TERMS = ("Botox", "Dysport", "Bocouture", "Azzalure", "Xeomin",
+                            "botulinum toxin")
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class Author:
     name: str
     role: str
     bio: str  # Markdown
+    short_bio: str | None = None  # Markdown; the promotional bio for the landing page
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,9 @@ class Config:
     disclaimer: str
     limitations: str
     cover_illustration: str | None = None  # relative to content/
+    # The cited study's facts, stated once; Markdown uses them as {study.key}.
+    study: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    restricted_terms: tuple[str, ...] = DEFAULT_RESTRICTED_TERMS
     paper: str = "a4"
     theme: str = "default"
     out: Path = Path("output")
@@ -119,6 +128,30 @@ def _email(f: Fields, key: str, required: bool = True) -> str | None:
     return value
 
 
+def _study(f: Fields) -> Mapping[str, str]:
+    """``study:``: one level of ``key: value`` facts (text or numbers, one line each)."""
+    s = f.mapping("study", False)
+    if s is None:
+        return MappingProxyType({})
+    facts: dict[str, str] = {}
+    for key in list(s.data):
+        value = s.raw(str(key))
+        if not _FACT_KEY.match(str(key)):
+            raise s.error(str(key), f"'study.{key}' must be a lowercase name like 'completed'")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise s.error(str(key), f"'study.{key}' must be text or a number, got {value!r}")
+        text = str(value).strip()
+        if not text or "\n" in text:
+            raise s.error(str(key), f"'study.{key}' must be one non-empty line")
+        facts[str(key)] = text
+    s.done()
+    return MappingProxyType(facts)
+
+
+def _prose(value: str | None) -> str | None:
+    return smarten(value) if value is not None else None
+
+
 def load_config(project: Path | str) -> Config:
     """Load and validate ``<project>/content/publication.yaml``."""
     project = Path(project).resolve()
@@ -135,11 +168,12 @@ def load_config(project: Path | str) -> Config:
     if not _LANG.match(language):
         raise f.error("language", f"'language' must be a language tag like en-GB, got {language!r}")
     a = f.mapping("author")
-    author = Author(name=a.str("name"), role=a.str("role"), bio=a.str("bio"))
+    author = Author(name=_prose(a.str("name")), role=_prose(a.str("role")), bio=a.str("bio"),
+                    short_bio=a.str("short_bio", False))
     a.done()
     c = f.mapping("contact")
     contact = Contact(email=_email(c, "email"), phone=c.str("phone", False),
-                      address=c.str_list("address"))
+                      address=tuple(smarten(line) for line in c.str_list("address")))
     c.done()
     n = f.mapping("newsletter")
     newsletter = NewsletterSettings(
@@ -151,11 +185,16 @@ def load_config(project: Path | str) -> Config:
     for key, value in (("mail", mail), ("smtp", smtp)):
         if value is not None and not isinstance(value, dict):
             raise f.error(key, f"'{key}' must be a mapping of settings")
+    terms = f.str_list("restricted_terms", False, 0) if "restricted_terms" in f.data else None
     config = Config(
-        project=project, path=path, title=f.str("title"), subtitle=f.str("subtitle"), slug=slug,
+        project=project, path=path, title=_prose(f.str("title")),
+        subtitle=_prose(f.str("subtitle")), slug=slug,
         language=language, identifier=f.str("identifier"), date=f.date("date"), author=author,
-        publisher=f.str("publisher"), rights=f.str("rights"), description=f.str("description"),
-        subjects=f.str_list("subjects"), website=_url(f, "website"), contact=contact,
+        publisher=_prose(f.str("publisher")), rights=_prose(f.str("rights")),
+        description=_prose(f.str("description")),
+        subjects=tuple(smarten(s) for s in f.str_list("subjects")),
+        study=_study(f),
+        restricted_terms=DEFAULT_RESTRICTED_TERMS if terms is None else terms, website=_url(f, "website"), contact=contact,
         newsletter=newsletter, disclaimer=f.str("disclaimer"), limitations=f.str("limitations"),
         cover_illustration=f.str("cover_illustration", False),
         paper=f.choice("paper", PAPER_SIZES, False, "a4"), theme=f.str("theme", False, "default"),
