@@ -37,8 +37,8 @@ CASES = [
      "content/exercises/cheek-lift.md:7: 'reps' must be a whole number, got 'ten'"),
     ("unknown key", "exercises/cheek-lift.md", "sets: 2", "sets: 2\nrepz: 3",
      "content/exercises/cheek-lift.md:9: unknown field 'repz' (known fields: area, cautions, "
-     "difficulty, frequency, hold_seconds, illustration, kind, minutes, mistakes, muscles, order, reps, "
-     "sets, steps, summary, tips, title)"),
+     "difficulty, frequency, hold_seconds, illustration, kind, minutes, mistakes, muscles, order, "
+     "reps, sets, steps, summary, tips, title)"),
     ("missing field", "exercises/cheek-lift.md", "summary: Lift the cheeks with a soft smile.\n", "",
      "content/exercises/cheek-lift.md:1: missing required field 'summary'"),
     ("unknown exercise in newsletter", "newsletters/01-hello.md", "featured: [cheek-lift]",

@@ -157,7 +157,8 @@ def load_routine(config: Config, path: Path, exercises: dict[str, Exercise]) -> 
     else:
         for ph in f.mappings("phases"):
             slugs = ph.str_list("exercises")
-            at = tuple(ph.lines.get(f"{ph.prefix}.exercises.{i}", ph.line) for i in range(len(slugs)))
+            at = tuple(ph.lines.get(f"{ph.prefix}.exercises.{i}", ph.line)
+                       for i in range(len(slugs)))
             refs = tuple(_exercise_ref(ph, "exercises", s, exercises, at[i])
                          for i, s in enumerate(slugs))
             start, end = ph.int("start_week", minimum=1), ph.int("end_week", minimum=1)

@@ -161,13 +161,14 @@ def restricted_term_warnings(pub: Publication) -> list[str]:
 
     def scan(path: Path, numbers: Iterator[int] | range, output: str) -> None:
         text = path.read_text(encoding="utf-8").splitlines()
-        for n in numbers:
-            if 1 <= n <= len(text):
-                for term, pat in patterns:
-                    if pat.search(text[n - 1]):
-                        found.setdefault((path, n, term), [])
-                        if output not in found[(path, n, term)]:
-                            found[(path, n, term)].append(output)
+        for run in _runs(sorted({n for n in numbers if 1 <= n <= len(text)})):
+            chunk = "\n".join(text[n - 1] for n in run)  # a term may wrap onto the next line
+            for term, pat in patterns:
+                for m in pat.finditer(chunk):
+                    outputs = found.setdefault((path, run[0] + chunk.count("\n", 0, m.start()),
+                                                term), [])
+                    if output not in outputs:
+                        outputs.append(output)
 
     def yaml_keys(keys: tuple[str, ...], output: str) -> None:
         text = cfg.path.read_text(encoding="utf-8").splitlines()
@@ -197,6 +198,18 @@ def restricted_term_warnings(pub: Publication) -> list[str]:
             f"({', '.join(outputs)}); reword it there or remove it"
             for (path, line, term), outputs in sorted(found.items(), key=lambda kv: (
                 str(kv[0][0]), kv[0][1], kv[0][2]))]
+
+
+def _runs(numbers: list[int]) -> Iterator[list[int]]:
+    """Consecutive runs in sorted line numbers: [1, 2, 5] -> [1, 2], [5]."""
+    run: list[int] = []
+    for n in numbers:
+        if run and n != run[-1] + 1:
+            yield run
+            run = []
+        run.append(n)
+    if run:
+        yield run
 
 
 def _front_lines(path: Path) -> dict[str, int]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from markdown_it.rules_core import StateCore
+
 NBSP = "\u00a0"
 # Units that must not be separated from their number at a line break: "5 s", "10 min".
 _UNITS = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?) (s|sec|min|mins|h|hr|hrs|mm|cm|m|ml|kg|g|%)"
@@ -40,7 +42,7 @@ def smarten(text: str) -> str:
     return nbsp_units(text)
 
 
-def units_rule(state) -> None:  # type: ignore[no-untyped-def]
+def units_rule(state: StateCore) -> None:
     """markdown-it core rule: no-break number–unit spaces in text (never in code or URLs)."""
     for block in state.tokens:
         if block.type != "inline" or not block.children:

@@ -20,6 +20,7 @@ from pressroom.errors import RenderError, where
 from pressroom.model import Image, Newsletter, Publication
 from pressroom.render import text
 from pressroom.theme import Theme
+from pressroom.typography import smarten
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class EmailRenderer:
                                    for name in HEAD_STYLES)
         self.limitations_html = Markup(pub.limitations.html)
         self.limitations_text = text.markdown_to_text(self.cfg.limitations).rstrip("\n")
-        self.disclaimer_text = " ".join(self.cfg.disclaimer.split())
+        self.disclaimer_text = " ".join(text.markdown_to_text(self.cfg.disclaimer).split())
         address = list(self.cfg.contact.address)
         if address and address[0] == self.cfg.publisher:  # don't print the name twice
             address = address[1:]
@@ -220,6 +221,7 @@ class EmailRenderer:
         else:
             why = (f"You're receiving this because you signed up for {cfg.publisher}'s "
                    f"newsletter at {site_name} or in the clinic.")
+        why = smarten(why)
         return dict(pub=self.pub, cfg=cfg, issue=issue, web=web, direction=self.direction,
                     first_name=cfg.newsletter.fallback_name if web else merge.FIRST_NAME,
                     view_url=self.web_url(issue) if web else merge.VIEW_URL,

@@ -9,11 +9,14 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.container import container_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
+from pressroom.typography import units_rule
+
 WIDTH = 78
 _md = (MarkdownIt("commonmark", {"typographer": True, "html": False})
        .enable(["table", "replacements", "smartquotes"]).use(footnote_plugin))
 for _name in ("takeaways", "note", "caution"):
     _md.use(container_plugin, _name)
+_md.core.ruler.push("units", units_rule)
 
 
 def wrap(text: str, indent: str = "", first: str | None = None) -> str:
