@@ -44,8 +44,8 @@ CASES = [
      "content/exercises/cheek-lift.md:1: missing required field 'sets'"),
     ("unknown key, nothing close", "exercises/cheek-lift.md", "sets: 2", "sets: 2\ncolour: red",
      "content/exercises/cheek-lift.md:9: unknown key 'colour' (known keys: area, cautions, "
-     "difficulty, frequency, hold_seconds, illustration, minutes, mistakes, muscles, order, reps, "
-     "sets, steps, summary, tips, title)"),
+     "difficulty, frequency, hold_seconds, illustration, kind, minutes, mistakes, muscles, order, "
+     "reps, sets, steps, summary, tips, title)"),
     ("missing field", "exercises/cheek-lift.md",
      "summary: Lift the cheeks with a soft smile.\n", "",
      "content/exercises/cheek-lift.md:1: missing required field 'summary'"),

@@ -98,19 +98,20 @@ def load(config: Config) -> tuple[Publication, Theme]:
     return pub, theme
 
 
-def check(config: Config, strict: bool = False) -> Publication:
-    """Run the load phase (no rendering) and warn about placeholder values; with ``strict`` a
-    warning is an error. Returns the Publication."""
+def check(config: Config, strict: bool = False) -> tuple[Publication, list[str]]:
+    """Run the load phase (no rendering); return the Publication and the warnings: values left
+    from the scaffold or obviously fake, contradicting doses, restricted terms in promotional
+    outputs. Each warning is logged; with ``strict`` any warning is an error."""
+    from pressroom.editorial import editorial_warnings
     from pressroom.placeholders import placeholder_warnings
 
     pub = load(config)[0]
-    warnings = placeholder_warnings(pub)
-    if strict and warnings:
-        raise PressroomError(f"{len(warnings)} warning(s) and --strict is on:\n"
-                             + "\n".join(warnings))
+    warnings = placeholder_warnings(pub) + editorial_warnings(pub)
     for message in warnings:
         log.warning(message)
-    return pub
+    if strict and warnings:
+        raise PressroomError(f"{len(warnings)} warning(s) and --strict is on")
+    return pub, warnings
 
 
 def _render_all(

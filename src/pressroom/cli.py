@@ -152,20 +152,27 @@ def build(config: "Config", formats: tuple[str, ...], strict: bool, paper: str |
 @cli.command()
 @project_options
 @click.option("--strict", is_flag=True,
-              help="Fail on warnings (placeholders left from `pressroom init`, fake values).")
+              help="Treat warnings (placeholders left from `pressroom init`, fake values, "
+                   "contradicting doses, restricted terms in promotional outputs) as errors.")
 def check(config: "Config", strict: bool) -> None:
     """Check everything a build, a send or the service needs, without rendering anything:
-    publication.yaml, content, images, theme tokens, mail and SMTP settings; warn about
-    placeholder values.
+    publication.yaml, content, images, theme tokens, mail and SMTP settings.
+
+    Also warns, naming file:line, about values left from `pressroom init` or obviously fake,
+    when a routine schedules an exercise more often than its
+    card allows, when a routine note's numbers disagree with the dose, when minutes are too
+    short for the holds, and when a restricted term appears in a newsletter or on the site's
+    landing or sign-up page.
 
     \b
     Examples:
       pressroom check --project ../clinic
-      pressroom check --strict        # fail if any "Replace this text" or example.com is left
+      pressroom check --strict        # fail on any warning
     """
     from pressroom.build import check as run_check
 
-    pub = run_check(config, strict=strict)
+    pub, warnings = run_check(config, strict=strict)
+    click.echo(f"{len(warnings)} warning(s). " if warnings else "", nl=False)
     click.echo(f"OK: {len(pub.articles)} article(s), {len(pub.exercises)} exercise(s), "
                f"{len(pub.routines)} routine(s), {len(pub.newsletters)} newsletter(s).")
 

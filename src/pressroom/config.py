@@ -11,12 +11,17 @@ from typing import Any, Literal, Mapping, overload
 
 from pressroom.errors import ConfigError, ContentError
 from pressroom.fields import Fields, load_yaml, read_text
+from pressroom.typography import smarten
 
 PAPER_SIZES = ("a4", "letter")
 # A slug: lowercase words joined by hyphens (the publication's and every content file's).
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_FACT_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+# UK prescription-only-medicine names that must not appear in promotional outputs (CAP Code 12.12).
+DEFAULT_RESTRICTED_TERMS = ("Botox", "Dysport", "Bocouture", "Azzalure", "Xeomin",
+                            "botulinum toxin")
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class Author:
     name: str
     role: str
     bio: str  # Markdown
+    short_bio: str | None = None  # Markdown; the promotional bio for the landing page
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,9 @@ class Config:
     cover_illustration: str | None = None  # relative to content/
     quick_reference: str | None = None  # slug of the daily routine the quick reference shows
     brand: Brand = field(default_factory=Brand)
+    # The cited study's facts, stated once; Markdown uses them as {study.key}.
+    study: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    restricted_terms: tuple[str, ...] = DEFAULT_RESTRICTED_TERMS
     paper: str = "a4"
     theme: str = "default"
     out: Path = Path("output")
@@ -170,6 +179,26 @@ def _brand(f: Fields) -> Brand:
     return brand
 
 
+def _study(f: Fields) -> Mapping[str, str]:
+    """``study:``: one level of ``key: value`` facts (text or numbers, one line each)."""
+    s = f.mapping("study", False)
+    if s is None:
+        return MappingProxyType({})
+    facts: dict[str, str] = {}
+    for key in list(s.data):
+        value = s.raw(str(key))
+        if not _FACT_KEY.match(str(key)):
+            raise s.error(str(key), f"'study.{key}' must be a lowercase name like 'completed'")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise s.error(str(key), f"'study.{key}' must be text or a number, got {value!r}")
+        text = str(value).strip()
+        if not text or "\n" in text:
+            raise s.error(str(key), f"'study.{key}' must be one non-empty line")
+        facts[str(key)] = text
+    s.done()
+    return MappingProxyType(facts)
+
+
 def load_config(project: Path | str) -> Config:
     """Load and validate ``<project>/content/publication.yaml``."""
     project = Path(project).resolve()
@@ -186,11 +215,12 @@ def load_config(project: Path | str) -> Config:
     if not _LANG.match(language):
         raise f.error("language", f"'language' must be a language tag like en-GB, got {language!r}")
     a = f.mapping("author")
-    author = Author(name=a.text("name"), role=a.text("role"), bio=a.text("bio"))
+    author = Author(name=smarten(a.text("name")), role=smarten(a.text("role")),
+                    bio=a.text("bio"), short_bio=a.text("short_bio", False))
     a.done()
     c = f.mapping("contact")
     contact = Contact(email=_email(c, "email"), phone=c.text("phone", False),
-                      address=c.str_list("address"))
+                      address=tuple(smarten(line) for line in c.str_list("address")))
     c.done()
     n = f.mapping("newsletter")
     newsletter = NewsletterSettings(
@@ -203,11 +233,17 @@ def load_config(project: Path | str) -> Config:
     for key, value in (("mail", mail), ("smtp", smtp)):
         if value is not None and not isinstance(value, dict):
             raise f.error(key, f"'{key}' must be a mapping of settings")
+    terms = f.str_list("restricted_terms", False, 0) if "restricted_terms" in f.data else None
     config = Config(
-        project=project, path=path, title=f.text("title"), subtitle=f.text("subtitle"), slug=slug,
+        project=project, path=path, title=smarten(f.text("title")),
+        subtitle=smarten(f.text("subtitle")), slug=slug,
         language=language, identifier=f.text("identifier"), date=f.date("date"), author=author,
-        publisher=f.text("publisher"), rights=f.text("rights"), description=f.text("description"),
-        subjects=f.str_list("subjects"), website=_url(f, "website"), contact=contact,
+        publisher=smarten(f.text("publisher")), rights=smarten(f.text("rights")),
+        description=smarten(f.text("description")),
+        subjects=tuple(smarten(s) for s in f.str_list("subjects")),
+        study=_study(f),
+        restricted_terms=DEFAULT_RESTRICTED_TERMS if terms is None else terms,
+        website=_url(f, "website"), contact=contact,
         newsletter=newsletter, disclaimer=f.text("disclaimer"),
         limitations=f.text("limitations", False),
         cover_illustration=f.text("cover_illustration", False),

@@ -6,8 +6,10 @@ Everything is checked before anything is rendered; every problem names ``file:li
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
-from typing import Callable, TypeVar
+from types import MappingProxyType
+from typing import Callable, Mapping, TypeVar, overload
 
 from pressroom import markdown
 from pressroom.config import SLUG, Config
@@ -15,11 +17,42 @@ from pressroom.errors import ContentError, PressroomError, where
 from pressroom.fields import Fields, load_yaml, read_text
 from pressroom.model import (Article, Body, CallToAction, Exercise, Image, Newsletter, Phase,
                              Publication, Routine, RoutineItem)
+from pressroom.typography import smarten
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
 ROUTINE_KINDS = ("daily", "programme")
+EXERCISE_KINDS = ("exercise", "check")
+_FACT = re.compile(r"\{study\.([A-Za-z0-9_]*)\}")
+
+
+def substitute_facts(text: str, facts: Mapping[str, str], path: Path, first_line: int) -> str:
+    """Replace ``{study.key}`` with the fact from publication.yaml's ``study:`` block.
+
+    Values are single lines, so the Markdown keeps its line numbers; an unknown key is an error
+    naming ``file:line``.
+    """
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) in facts:
+            return facts[m.group(1)]
+        line = first_line + text.count("\n", 0, m.start())
+        known = ", ".join(sorted(facts)) or "none; add a 'study:' block to publication.yaml"
+        raise ContentError(path, line, f"unknown fact '{m.group(0)}' (known: {known})")
+    return _FACT.sub(one, text)
+
+
+@overload
+def _prose(value: str) -> str: ...
+@overload
+def _prose(value: str | None) -> str | None: ...
+def _prose(value: str | None) -> str | None:
+    """Reader-visible text from YAML through the one typographer (curly quotes, dashes...)."""
+    return smarten(value) if value is not None else None
+
+
+def _prose_list(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(smarten(v) for v in values)
 
 
 def split_front_matter(path: Path) -> tuple[Fields, str, int]:
@@ -49,6 +82,7 @@ def _slug_of(path: Path) -> str:
 
 
 def _body(config: Config, path: Path, text: str, line: int, slug: str, shift: int = 0) -> Body:
+    text = substitute_facts(text, config.study, path, line)
     return markdown.render(text, path=path, first_line=line, content_dir=config.content_dir,
                            id_prefix=slug, heading_shift=shift)
 
@@ -58,14 +92,15 @@ def _illustration(config: Config, f: Fields, key: str) -> Image:
     src, alt = m.text("src"), m.text("alt")
     m.done()
     path = markdown.resolve_image(src, f.path, m.line_of("src"), config.content_dir)
-    return Image(src=src, path=path, alt=alt)
+    return Image(src=src, path=path, alt=smarten(alt))
 
 
 def load_article(config: Config, path: Path) -> Article:
     """One article: title, summary, date, order + Markdown body."""
     slug = _slug_of(path)
     f, text, line = split_front_matter(path)
-    article = Article(slug=slug, path=path, title=f.text("title"), summary=f.text("summary"),
+    article = Article(slug=slug, path=path, title=_prose(f.text("title")),
+                      summary=_prose(f.text("summary")),
                       date=f.date("date"), order=f.integer("order", False, 100),
                       body=_body(config, path, text, line, slug, shift=0))
     f.done()
@@ -80,15 +115,20 @@ def load_exercise(config: Config, path: Path) -> Exercise:
     # A timed hold ("hold 30 s, 3 sets") needs no repetitions; anything else does.
     reps = f.integer("reps", not hold, None, minimum=1)
     ex = Exercise(
-        slug=slug, path=path, title=f.text("title"), area=f.text("area"),
-        muscles=f.str_list("muscles", False, 0), summary=f.text("summary", max_len=160),
+        slug=slug, path=path, title=_prose(f.text("title")), area=_prose(f.text("area")),
+        muscles=_prose_list(f.str_list("muscles", False, 0)),
+        summary=_prose(f.text("summary", max_len=160)),
         hold_seconds=hold, reps=reps,
         sets=f.integer("sets", minimum=1), minutes=f.number("minutes", minimum=0.25),
-        frequency=f.text("frequency"), difficulty=f.choice("difficulty", DIFFICULTIES),
+        frequency=_prose(f.text("frequency")), difficulty=f.choice("difficulty", DIFFICULTIES),
         order=f.integer("order", False, 100), illustration=_illustration(config, f, "illustration"),
-        steps=f.str_list("steps", min_items=2), tips=f.str_list("tips", False, 0),
-        mistakes=f.str_list("mistakes", False, 0), cautions=f.str_list("cautions", False, 0),
-        body=_body(config, path, text, line, slug, shift=1))
+        steps=_prose_list(f.str_list("steps", min_items=2)),
+        tips=_prose_list(f.str_list("tips", False, 0)),
+        mistakes=_prose_list(f.str_list("mistakes", False, 0)),
+        cautions=_prose_list(f.str_list("cautions", False, 0)),
+        body=_body(config, path, text, line, slug, shift=1),
+        kind=f.choice("kind", EXERCISE_KINDS, False, "exercise"),
+        lines=MappingProxyType(dict(f.lines)))
     f.done()
     return ex
 
@@ -112,35 +152,47 @@ def load_routine(config: Config, path: Path, exercises: dict[str, Exercise]) -> 
     """A daily routine (items) or a programme (phases); exercise slugs must exist."""
     slug = _slug_of(path)
     f, text, line = split_front_matter(path)
-    title, kind = f.text("title"), f.choice("kind", ROUTINE_KINDS)
-    summary = f.text("summary")
+    title, kind = _prose(f.text("title")), f.choice("kind", ROUTINE_KINDS)
+    summary = _prose(f.text("summary"))
     items: list[RoutineItem] = []
     phases: list[Phase] = []
     if kind == "daily":
-        for item in f.mappings("items"):
-            ex = _exercise_ref(item, "exercise", item.text("exercise"), exercises)
-            items.append(
-                RoutineItem(
-                    ex, item.number("minutes", minimum=0.25), item.text("note", max_len=100)
-                )
-            )
-            item.done()
+        items = [_routine_item(item, exercises) for item in f.mappings("items")]
     else:
         for ph in f.mappings("phases"):
             slugs = ph.str_list("exercises")
-            refs = tuple(_exercise_ref(ph, "exercises", s, exercises,
-                                       ph.lines.get(f"{ph.prefix}.exercises.{i}"))
+            at = tuple(ph.lines.get(f"{ph.prefix}.exercises.{i}", ph.line)
+                       for i in range(len(slugs)))
+            refs = tuple(_exercise_ref(ph, "exercises", s, exercises, at[i])
                          for i, s in enumerate(slugs))
             start, end = ph.integer("start_week", minimum=1), ph.integer("end_week", minimum=1)
             if end < start:
                 raise ph.error("end_week", f"'end_week' ({end}) is before 'start_week' ({start})")
-            phases.append(Phase(ph.text("name"), start, end, ph.text("frequency"),
-                                ph.number("minutes", minimum=1), refs, ph.text("note")))
+            phases.append(Phase(_prose(ph.text("name")), start, end, _prose(ph.text("frequency")),
+                                ph.number("minutes", minimum=1), refs, _prose(ph.text("note")),
+                                line=ph.line, exercise_lines=at))
             ph.done()
     f.done()
     return Routine(slug=slug, path=path, title=title, kind=kind, summary=summary,
                    items=tuple(items), phases=tuple(phases),
                    body=_body(config, path, text, line, slug, shift=1))
+
+
+def _routine_item(item: Fields, exercises: dict[str, Exercise]) -> RoutineItem:
+    """One daily-routine entry: the exercise, its minutes, an optional note and explicit dose
+    overrides (``sets: 1``) that replace the card's values in this routine only."""
+    ex = _exercise_ref(item, "exercise", item.text("exercise"), exercises)
+    out = RoutineItem(ex, item.number("minutes", minimum=0.25),
+                      _prose(item.text("note", False, "", max_len=100)),
+                      hold_seconds=item.integer("hold_seconds", False, minimum=0),
+                      reps=item.integer("reps", False, minimum=1),
+                      sets=item.integer("sets", False, minimum=1),
+                      frequency=_prose(item.text("frequency", False)), line=item.line,
+                      lines=MappingProxyType({k[len(item.prefix) + 1:]: v
+                                              for k, v in item.lines.items()
+                                              if k.startswith(item.prefix + ".")}))
+    item.done()
+    return out
 
 
 def load_newsletter(config: Config, path: Path, exercises: dict[str, Exercise]) -> Newsletter:
@@ -150,12 +202,12 @@ def load_newsletter(config: Config, path: Path, exercises: dict[str, Exercise]) 
         raise ContentError(path, None, "'index' is reserved for the newsletter archive page; "
                            "rename the file, e.g. 04-spring.md")
     f, text, line = split_front_matter(path)
-    subject = f.text("subject", max_len=150)
-    preheader = f.text("preheader", max_len=200)
+    subject = _prose(f.text("subject", max_len=150))
+    preheader = _prose(f.text("preheader", max_len=200))
     featured = tuple(_exercise_ref(f, "featured", s, exercises, f.lines.get(f"featured.{i}"))
                      for i, s in enumerate(f.str_list("featured", False, 0)))
     c = f.mapping("cta")
-    cta = CallToAction(c.text("label"), c.text("url"))
+    cta = CallToAction(_prose(c.text("label")), c.text("url"))
     if not cta.url.startswith(("https://", "http://", "mailto:")):
         raise c.error("url", f"'cta.url' must be a full https:// URL, got {cta.url!r}")
     c.done()
@@ -246,6 +298,7 @@ def load_publication(config: Config) -> Publication:
 
     def pub_body(key: str, text: str) -> Body:
         try:
+            text = substitute_facts(text, config.study, config.path, config.line_of(key) or 1)
             return markdown.render(text, path=config.path, first_line=config.line_of(key) or 1,
                                    content_dir=root, id_prefix=key)
         except ContentError as exc:
@@ -261,6 +314,8 @@ def load_publication(config: Config) -> Publication:
     limitations = (
         pub_body("limitations", config.limitations) if config.limitations else None
     )
+    short_bio = (pub_body("author.short_bio", config.author.short_bio)
+                 if config.author.short_bio else None)
     cover = exercises[0].illustration if exercises else None
     if config.cover_illustration:
         try:
@@ -283,4 +338,5 @@ def load_publication(config: Config) -> Publication:
         exercises=tuple(sorted(exercises, key=lambda e: (e.order, e.slug))),
         routines=tuple(sorted(routines, key=lambda r: (ROUTINE_KINDS.index(r.kind), r.slug))),
         newsletters=tuple(sorted(newsletters, key=lambda n: (n.number, n.slug))),
-        author_bio=bio, disclaimer=disclaimer, limitations=limitations, cover_image=cover)
+        author_bio=bio, disclaimer=disclaimer, limitations=limitations, cover_image=cover,
+        author_short_bio=short_bio)

@@ -20,6 +20,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 from pressroom.errors import ContentError
 from pressroom.images import problem as image_problem
 from pressroom.model import Body, Heading, Image
+from pressroom.typography import units_rule
 
 CALLOUTS = ("takeaways", "note", "caution")
 IMAGE_TYPES = (".svg", ".png", ".jpg", ".jpeg")
@@ -49,6 +50,7 @@ def _build(flavour: str) -> MarkdownIt:
     md = (MarkdownIt("commonmark", {"typographer": True, "xhtmlOut": True, "html": False})
           .enable(["table", "replacements", "smartquotes"])
           .use(footnote_plugin).use(deflist_plugin).use(attrs_plugin))
+    md.core.ruler.push("units", units_rule)  # after markdown-it's own quotes and dashes
     for name in CALLOUTS:
         md.use(container_plugin, name, render=_callout_render(name))
     rules = md.add_render_rule

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from pressroom.config import Config
 
@@ -58,6 +60,22 @@ class Article:
     body: Body
 
 
+def dose_label(hold_seconds: int, reps: int | None, sets: int) -> str:
+    """Hold / reps / sets in one short line, e.g. 'Hold 5 s · 10 reps · 2 sets' (a timed hold
+    may have no reps: 'Hold 30 s · 2 sets')."""
+    parts = []
+    if hold_seconds:
+        parts.append(f"Hold {hold_seconds}\u00a0s")
+    if reps is not None:
+        parts.append(f"{reps} rep{'s' if reps != 1 else ''}")
+    parts.append(f"{sets} set{'s' if sets != 1 else ''}")
+    return " · ".join(parts)
+
+
+def _no_lines() -> Mapping[str, int]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Exercise:
     """One structured exercise guide."""
@@ -81,32 +99,53 @@ class Exercise:
     mistakes: tuple[str, ...]
     cautions: tuple[str, ...]
     body: Body
+    kind: str = "exercise"  # "exercise" | "check" (a self-check is not counted as an exercise)
+    lines: Mapping[str, int] = field(default_factory=_no_lines)  # front-matter key -> file line
 
     @property
     def timing(self) -> str:
         """Hold / reps / sets in one short line, e.g. 'Hold 5 s · 10 reps · 2 sets'."""
-        parts = []
-        if self.hold_seconds:
-            parts.append(f"Hold {self.hold_seconds} s")
-        if self.reps is not None:
-            parts.append(f"{self.reps} rep{'s' if self.reps != 1 else ''}")
-        parts.append(f"{self.sets} set{'s' if self.sets != 1 else ''}")
-        return " · ".join(parts)
+        return dose_label(self.hold_seconds, self.reps, self.sets)
 
     @property
     def minutes_label(self) -> str:
         """'2 min' or '1.5 min'."""
         m = self.minutes
-        return f"{int(m) if float(m).is_integer() else m} min"
+        return f"{int(m) if float(m).is_integer() else m}\u00a0min"
 
 
 @dataclass(frozen=True)
 class RoutineItem:
-    """One exercise in the daily routine."""
+    """One exercise in the daily routine, with its explicit dose overrides (None: the card's)."""
 
     exercise: Exercise
     minutes: float
     note: str
+    hold_seconds: int | None = None
+    reps: int | None = None
+    sets: int | None = None
+    frequency: str | None = None
+    line: int = 0  # file line of the item in the routine's front matter
+    lines: Mapping[str, int] = field(default_factory=_no_lines)  # item key -> file line
+
+    @property
+    def dose(self) -> tuple[int, int | None, int]:
+        """(hold seconds, reps, sets) after this routine's overrides."""
+        ex = self.exercise
+        return (ex.hold_seconds if self.hold_seconds is None else self.hold_seconds,
+                ex.reps if self.reps is None else self.reps,
+                ex.sets if self.sets is None else self.sets)
+
+    @property
+    def timing(self) -> str:
+        """The dose printed from data, e.g. 'Hold 5 s · 10 reps · 1 set'."""
+        return dose_label(*self.dose)
+
+    @property
+    def minutes_label(self) -> str:
+        """'2 min' or '1.5 min'."""
+        m = self.minutes
+        return f"{int(m) if float(m).is_integer() else m}\u00a0min"
 
 
 @dataclass(frozen=True)
@@ -120,6 +159,8 @@ class Phase:
     minutes: float
     exercises: tuple[Exercise, ...]
     note: str
+    line: int = 0  # file line of the phase in the routine's front matter
+    exercise_lines: tuple[int, ...] = ()  # file line of each listed exercise
 
     @property
     def weeks(self) -> range:
@@ -187,6 +228,12 @@ class Publication:
     disclaimer: Body
     limitations: Body | None
     cover_image: Image
+    author_short_bio: Body | None = None  # the promotional bio (landing page), if given
+
+    @property
+    def exercise_count(self) -> int:
+        """How many of the guides are exercises (self-checks are not counted)."""
+        return sum(1 for ex in self.exercises if ex.kind == "exercise")
 
     def exercise(self, slug: str) -> Exercise:
         """Look an exercise up by slug."""

@@ -20,6 +20,7 @@ from pressroom.errors import RenderError, where
 from pressroom.model import Image, Newsletter, Publication
 from pressroom.render import text
 from pressroom.theme import Theme
+from pressroom.typography import smarten
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class EmailRenderer:
         self.limitations_html = Markup(pub.limitations.html) if pub.limitations else None
         self.limitations_text = (text.markdown_to_text(self.cfg.limitations).rstrip("\n")
                                  if self.cfg.limitations else None)
-        self.disclaimer_text = " ".join(self.cfg.disclaimer.split())
+        self.disclaimer_text = " ".join(text.markdown_to_text(self.cfg.disclaimer).split())
         self.address_line = ", ".join(outputs.address_lines(self.cfg))
         language = self.cfg.language.split("-")[0].lower()
         self.direction = "rtl" if language in RTL_LANGUAGES else "ltr"
@@ -213,6 +214,7 @@ class EmailRenderer:
         else:
             why = (f"You're receiving this because you signed up for {cfg.publisher}'s "
                    f"newsletter at {site_name} or {self.theme.strings['signup_elsewhere']}.")
+        why = smarten(why)
         return dict(pub=self.pub, cfg=cfg, issue=issue, web=web, direction=self.direction,
                     first_name=cfg.newsletter.fallback_name if web else mergefields.FIRST_NAME,
                     view_url=self.web_url(issue) if web else mergefields.VIEW_URL,

@@ -8,6 +8,7 @@ import textwrap
 
 from pressroom.markdown import parse
 
+
 WIDTH = 78
 
 
