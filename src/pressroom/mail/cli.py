@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 # The library is imported inside each command: listing commands must stay fast.
 
 SHOWN_ADDRESSES = 50
+# `send` exits with this when the campaign is paused (sysexits EX_TEMPFAIL): nothing was lost,
+# run the same command again (after fixing what the message names) to resume.
+PAUSED_EXIT = 75
+
+
+class CampaignPaused(MailError):
+    """The campaign paused; exit code PAUSED_EXIT so scripts can tell it from a failure."""
+
+    exit_code = PAUSED_EXIT
 
 
 def project_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -185,7 +194,7 @@ def _summary(result: "SendResult") -> None:
     else:
         c = result.counts
         click.echo(f"{result.issue} via {result.destination}: sent {c['sent']} "
-                   f"({result.sent_now} this run), retry {c['retry']}, failed {c['failed']}, "
+                   f"({result.sent_now} this run), deferred {c['retry']}, failed {c['failed']}, "
                    f"unknown {c['unknown']}, skipped {c['skipped']}, pending {c['pending']}")
     for label, rows in (("failed", result.failed), ("unknown", result.unknown)):
         for address, reply in rows[:SHOWN_ADDRESSES]:
@@ -204,26 +213,40 @@ def _summary(result: "SendResult") -> None:
 @click.option("--dry-run", is_flag=True, help="Render every message; send nothing.")
 @click.option("--resend-unknown", is_flag=True,
               help="Also re-send recipients whose earlier delivery is unknown.")
+@click.option("--retry-failed", is_flag=True,
+              help="Also re-send failed recipients who are still subscribed and not suppressed.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="At most N messages per second (overrides smtp.rate).")
 @project_options
 def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_run: bool,
-         resend_unknown: bool, rate: float | None) -> None:
+         resend_unknown: bool, retry_failed: bool, rate: float | None) -> None:
     """Send the built newsletter ISSUE (its slug) to subscribers.
 
     Running it again resumes: only recipients not yet sent are mailed. With no smtp: section in
-    publication.yaml, messages are written to <out>/outbox/ISSUE/ instead.
+    publication.yaml, messages are written to <out>/outbox/ISSUE/ instead. Exits with 75 when
+    the campaign paused (e.g. the server deferred everything for mail.retry_window seconds):
+    nobody is lost, run the same command again to resume. Without a terminal (cron) it logs a
+    progress line every 500 messages or 30 seconds.
 
     \b
     Examples:
       pressroom send 01-welcome --test me@example.com
       pressroom send 01-welcome --rate 5
+      pressroom send 01-welcome --retry-failed
     """
+    import logging
+
+    from pressroom.mail.progress import LOGGER
+
     bar: Any = None
+    if not sys.stderr.isatty():  # no progress bar: log progress lines instead
+        logging.getLogger(LOGGER).setLevel(logging.INFO)
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
+            if not sys.stderr.isatty():
+                return
             bar = click.progressbar(length=total, label=f"sending {issue}", file=sys.stderr)
             bar.__enter__()
         bar.update(done - bar.pos)
@@ -232,13 +255,14 @@ def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_r
         from pressroom.mail.campaign import send_campaign
 
         result = send_campaign(config, issue, tag=tag, test_to=test_to, dry_run=dry_run,
-                               resend_unknown=resend_unknown, rate=rate, progress=progress)
+                               resend_unknown=resend_unknown, retry_failed=retry_failed,
+                               rate=rate, progress=progress)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     _summary(result)
     if result.paused:
-        raise MailError(f"campaign paused: {result.paused}")
+        raise CampaignPaused(f"campaign paused: {result.paused}")
 
 
 @click.group()
