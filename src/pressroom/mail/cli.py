@@ -279,10 +279,13 @@ def bounces() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @project_options
 def process_command(config: Config, path: Path) -> None:
-    """Read an mbox file or Maildir of bounce reports; suppress hard bounces, count soft ones.
+    """Read an mbox file or Maildir of bounces, complaints and unsubscribe requests.
 
-    An address is suppressed after mail.soft_bounce_limit soft bounces. Reports already
-    processed are skipped, so re-running on the same mailbox is safe.
+    Hard bounces (bad address, mailbox disabled) suppress at once; soft ones after
+    mail.soft_bounce_limit distinct failed deliveries; policy or content rejections (5.7.x,
+    5.6.x) suppress nobody; delay notices are not bounces. Feedback (complaint) reports mark
+    the address complained, and mail sent to mail.unsubscribe_mailto unsubscribes its sender.
+    Messages already processed are skipped, so re-running on the same mailbox is safe.
 
     \b
     Example:
@@ -293,4 +296,6 @@ def process_command(config: Config, path: Path) -> None:
     r = process_bounces(config, path)
     click.echo(f"{path}: {r.reports} reports ({r.already_processed} already processed, "
                f"{r.not_reports} other messages): {r.hard} hard, {r.soft} soft, "
-               f"{r.suppressed} newly suppressed")
+               f"{r.policy} policy/content (nobody suppressed), {r.not_bounces} not bounces "
+               f"(delayed, relayed, delivered), {r.complaints} complaints, {r.unsubscribes} "
+               f"unsubscribe requests; {r.suppressed} newly suppressed")

@@ -334,9 +334,12 @@ class Store:
                         (key, reason, source, detail, now_iso()))
         status = "unsubscribed" if reason == "unsubscribed" else (
             "complained" if reason == "complained" else "bounced")
+        if status == "complained":  # a complaint outranks an earlier reason: keep it on record
+            self.db.execute("UPDATE suppressions SET reason = ?, source = ?, detail = ? "
+                            "WHERE email_key = ?", (reason, source, detail, key))
         row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?",
                               (key,)).fetchone()
-        if row and row[1] not in SUPPRESSING:
+        if row and (row[1] not in SUPPRESSING or status == "complained" != row[1]):
             self.set_status(row[0], status, source, detail or reason)
         elif not row:
             self.event("suppressed", source, None, email, f"{reason}: {detail}".rstrip(": "))
