@@ -58,27 +58,32 @@ def subscribers() -> None:
 @subscribers.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@click.option("--suppressions", is_flag=True,
+              help="FILE is a suppression list: suppress every address in it.")
 @project_options
-def import_command(config: Config, file: Path, dry_run: bool) -> None:
-    """Import subscribers from a CSV file.
+def import_command(config: Config, file: Path, dry_run: bool, suppressions: bool) -> None:
+    """Import subscribers (or, with --suppressions, a suppression list) from a CSV file.
 
-    Accepts Mailchimp's export ("Email Address", "First Name", "Last Name", "TAGS") or plain
-    email,first_name,last_name,tags columns. Invalid rows are reported as FILE.csv:LINE: reason
-    and the valid rows are imported. Re-running is safe, and an unsubscribed or bounced address
-    is never re-subscribed.
+    Accepts Mailchimp's exports ("Email Address", "First Name", "Last Name", "TAGS", and the
+    unsubscribed/cleaned files), our own export, or plain email,first_name,last_name,tags
+    columns. A status column (subscribed, pending, unsubscribed, cleaned, bounced, complained,
+    suppressed) is honoured: every opt-out is recorded and never revived. Invalid rows are
+    reported as FILE.csv:LINE: reason and the valid rows are imported. Re-running is safe.
 
     \b
-    Example:
+    Examples:
       pressroom subscribers import mailchimp-export.csv
+      pressroom subscribers import old-suppressions.csv --suppressions
     """
     from pressroom.mail.importing import import_subscribers
 
-    result = import_subscribers(config, file, dry_run=dry_run)
+    result = import_subscribers(config, file, dry_run=dry_run, suppressions=suppressions)
     for problem in result.problems:
         click.echo(problem, err=True)
     verb = "would add" if dry_run else "added"
     click.echo(f"{file}: {verb} {result.added}, updated {result.updated}, unchanged "
                f"{result.unchanged}, suppressed (not re-subscribed) {result.suppressed}, "
+               f"opt-outs recorded {result.opt_outs}, not imported {result.not_imported}, "
                f"duplicates {result.duplicates}, invalid {len(result.problems)}")
 
 
@@ -147,7 +152,11 @@ def unsubscribe_command(config: Config, email: str | None, token: str | None) ->
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @project_options
 def export_command(config: Config, file: Path | None) -> None:
-    """Export every subscriber as CSV (to FILE, or to standard output).
+    """Export every subscriber and the suppression list as CSV (to FILE, or standard output).
+
+    Status, consent source and time, and each address's suppression are included, so
+    importing the file into a new store keeps every opt-out. Cells a spreadsheet would run as
+    a formula (starting with = + - @, tab or CR) are prefixed with ' (undone on import).
 
     \b
     Example:
