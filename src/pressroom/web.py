@@ -13,13 +13,13 @@ from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, redirect, request, send_file
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.security import safe_join
 
 from pressroom.config import Config, load_config
 from pressroom.errors import MailError
-from pressroom.mail.addresses import address_key, normalise_address
-from pressroom.mail.campaign import send_transactional
+from pressroom.mail.addresses import has_control, normalise_address, signup_key
+from pressroom.mail.outbox import enqueue_notice, start_notice_sender
 from pressroom.mail.settings import MailSettings, mail_settings, secret_key, smtp_settings
 from pressroom.mail.store import Store, open_store
 from pressroom.mail.subscribers import confirm_subscriber, unsubscribe_by_token
@@ -135,6 +135,7 @@ def create_app(config: Config, *, base_url: str | None = None, proxies: int = 0,
     app = Flask(__name__, static_folder=None, template_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024, PRESSROOM=service)
     _routes(app, service)
+    start_notice_sender(config)  # send what an earlier process left in the outbox
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -165,6 +166,8 @@ def _form() -> dict[str, str]:
     """The posted form, or nothing when the body is not a form (one-click senders vary)."""
     try:
         return {k: v for k, v in request.form.items()}
+    except RequestEntityTooLarge:
+        raise  # 413, through the error handler
     except HTTPException:
         return {}
 
@@ -176,7 +179,7 @@ def _validate(form: dict[str, str]) -> tuple[dict[str, str], dict[str, str], str
               "consent": "yes" if form.get("consent") else ""}
     errors: dict[str, str] = {}
     email = ""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in form.get("first_name", "")):
+    if has_control(form.get("first_name", "")):
         errors["first_name"] = "Your first name can’t contain line breaks or control characters."
     elif len(form.get("first_name", "").strip()) > MAX_NAME:
         errors["first_name"] = f"Please shorten your first name to {MAX_NAME} characters."
@@ -237,8 +240,8 @@ def _send_notice(service: Service, sid: int, email: str, first_name: str, kind: 
             after=["If you didn’t ask, you can ignore this email."])
     html = service.theme.render("site/email/notice.html", cfg=cfg, **context)
     text = service.theme.render("site/email/notice.txt", cfg=cfg, **context)
-    send_transactional(cfg, email, subject, html, text)
-    log.info("sign-up: %s email sent to subscriber %d", kind, sid)
+    enqueue_notice(cfg, email, subject, html, text)  # the outbox sends it: never wait on SMTP
+    log.info("sign-up: %s email queued for subscriber %d", kind, sid)
 
 
 def _routes(app: Flask, service: Service) -> None:
@@ -275,7 +278,7 @@ def _routes(app: Flask, service: Service) -> None:
             values, errors, email = _validate(form)
             if errors:
                 return service.page(400, "site/subscribe.html", values=values, errors=errors)
-            if not service.limiter.take(store, "address", address_key(email)):
+            if not service.limiter.take(store, "address", signup_key(email)):
                 return too_many()
             sid, kind, first_name = _register(store, email, values["first_name"])
         try:

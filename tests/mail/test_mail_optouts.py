@@ -10,6 +10,7 @@ import re
 import pytest
 from click.testing import CliRunner
 from mailtest import add_subscribers, config_of, make_project, subscriber_status
+from test_mail_bounces import arf, dsn, mbox
 
 from pressroom.errors import MailError
 from pressroom.mail.bounces import process_bounces
@@ -18,7 +19,6 @@ from pressroom.mail.importing import import_subscribers
 from pressroom.mail.settings import mail_settings, secret_key
 from pressroom.mail.store import open_store
 from pressroom.mail.subscribers import add_subscriber, export_subscribers, unsubscribe
-from test_mail_bounces import arf, dsn, mbox
 
 
 def snapshot(project) -> tuple[dict, dict]:
@@ -91,9 +91,9 @@ def test_import_honours_mailchimp_statuses_even_for_known_subscribers(tmp_path):
 
     result = import_subscribers(config_of(project), path)
 
-    assert result.problems == [f"{path}:8: unknown status 'maybe'; use one of subscribed, "
-                               "pending, unsubscribed, cleaned, bounced, complained, suppressed, "
-                               "non-subscribed, nonsubscribed, transactional, archived"]
+    assert result.problems == [(f"{path}:8: unknown status 'maybe'; use one of subscribed, "
+                                "pending, unsubscribed, cleaned, bounced, complained, suppressed, "
+                                "non-subscribed, nonsubscribed, transactional, archived")]
     assert (result.added, result.opt_outs, result.not_imported) == (1, 4, 1)
     assert subscriber_status(project, "sub@example.com") == ("subscribed", None)
     assert subscriber_status(project, "left@example.com") == ("unsubscribed", "unsubscribed")
@@ -131,15 +131,15 @@ def test_control_characters_are_refused_in_add_and_import(tmp_path, char):
     path = tmp_path / "in.csv"
     path.write_text(f"email,first_name,last_name\nw@example.com,W,L{char}x\n", encoding="utf-8")
     result = import_subscribers(config_of(project), path)
-    assert result.problems == [f"{path}:2: the last name contains a line break or control "
-                               "character"]
+    assert result.problems == [(f"{path}:2: the last name contains a line break or control "
+                                "character")]
     with open_store(mail_settings(config_of(project)).store) as store:
         assert store.counts()["subscribed"] == 0
 
 
 @pytest.mark.parametrize("value, message", [
-    ("short-but-random-16", "PRESSROOM_SECRET_KEY is too short (19 bytes); use at least 32 "
-                            "random characters"),
+    ("short-but-random-16", ("PRESSROOM_SECRET_KEY is too short (19 bytes); use at least 32 "
+                             "random characters")),
     (" " * 40, "PRESSROOM_SECRET_KEY is one character repeated, which anyone could guess"),
     ("a" * 64, "PRESSROOM_SECRET_KEY is one character repeated, which anyone could guess"),
 ])

@@ -16,13 +16,13 @@ import hashlib
 import logging
 import mailbox
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
-from typing import Iterator
 
 from pressroom.config import Config
 from pressroom.errors import MailError, where
@@ -107,6 +107,12 @@ def _field(block: Message, name: str) -> str:
     return " ".join(str(value).split())
 
 
+def _parts(msg: Message) -> list[Message]:
+    """The sub-messages of a multipart or message/* part (empty for anything else)."""
+    payload = msg.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
 def _address(value: str) -> str:
     """The address of a typed field (``rfc822; a@b``) or a plain one (``<a@b>``)."""
     return value.split(";", 1)[-1].strip().strip("<>")
@@ -115,7 +121,8 @@ def _address(value: str) -> str:
 def _report_part(msg: Message, report_type: str, part_type: str) -> Message | None:
     if msg.get_content_type() != "multipart/report":
         return None
-    if (msg.get_param("report-type") or "").lower() != report_type:
+    param = msg.get_param("report-type")
+    if not isinstance(param, str) or param.lower() != report_type:
         return None
     return next((p for p in msg.walk() if p.get_content_type() == part_type), None)
 
@@ -124,20 +131,21 @@ def _original_headers(msg: Message) -> Message | None:
     """The returned original message (or its headers) inside a report."""
     for part in msg.walk():
         kind = part.get_content_type()
-        if kind == "message/rfc822" and isinstance(part.get_payload(), list):
-            return part.get_payload()[0]
+        if kind == "message/rfc822" and _parts(part):
+            return _parts(part)[0]
         if kind == "text/rfc822-headers":
-            return _PARSER.parsebytes(part.get_payload(decode=True) or b"", headersonly=True)
+            raw = part.get_payload(decode=True)
+            return _PARSER.parsebytes(raw if isinstance(raw, bytes) else b"", headersonly=True)
     return None
 
 
 def parse_report(msg: Message) -> list[Bounce] | None:
     """The per-recipient blocks of a delivery status notification, or None for other mail."""
     status_part = _report_part(msg, "delivery-status", "message/delivery-status")
-    if status_part is None or not isinstance(status_part.get_payload(), list):
+    if status_part is None or not _parts(status_part):
         return None
     bounces = []
-    for block in status_part.get_payload()[1:]:  # the first block is per-message
+    for block in _parts(status_part)[1:]:  # the first block is per-message
         addr = _address(_field(block, "Final-Recipient") or _field(block, "Original-Recipient"))
         if addr:
             bounces.append(Bounce(addr, _field(block, "Action").lower(),
@@ -152,8 +160,8 @@ def _delivery_id(msg: Message, report_id: str) -> str:
     if original is not None and original.get("Message-ID"):
         return _field(original, "Message-ID")
     status_part = _report_part(msg, "delivery-status", "message/delivery-status")
-    blocks = status_part.get_payload() if status_part is not None else None
-    if isinstance(blocks, list) and blocks and blocks[0].get("Original-Envelope-Id"):
+    blocks = _parts(status_part) if status_part is not None else []
+    if blocks and blocks[0].get("Original-Envelope-Id"):
         return _field(blocks[0], "Original-Envelope-Id")
     return report_id
 
@@ -202,7 +210,7 @@ def _complaint(store: Store, msg: Message, source: str, result: BounceResult) ->
     part = _report_part(msg, "feedback-report", "message/feedback-report")
     if part is None:
         return
-    fields = part.get_payload()[0] if isinstance(part.get_payload(), list) else part
+    fields = (_parts(part) or [part])[0]
     feedback = _field(fields, "Feedback-Type").lower() or "abuse"
     original = _original_headers(msg)
     recipient = _address(_field(fields, "Original-Rcpt-To"))

@@ -308,3 +308,32 @@ def process_command(config: Config, path: Path) -> None:
                f"{r.policy} policy/content (nobody suppressed), {r.not_bounces} not bounces "
                f"(delayed, relayed, delivered), {r.complaints} complaints, {r.unsubscribes} "
                f"unsubscribe requests; {r.suppressed} newly suppressed")
+
+
+@click.group()
+def outbox() -> None:
+    """The outbox of the subscription service's emails (confirmations, notices).
+
+    The service only queues these; its background sender delivers them, retrying temporary
+    failures. `outbox flush` does the same from cron, e.g. while the service is stopped.
+
+    \b
+    Example:
+      pressroom outbox flush
+    """
+
+
+@outbox.command("flush")
+@project_options
+def flush_command(config: Config) -> None:
+    """Send every queued email that is due now; report what is still waiting.
+
+    \b
+    Example (cron, every five minutes):
+      */5 * * * * cd /srv/clinic && pressroom outbox flush
+    """
+    from pressroom.mail.outbox import flush_outbox
+
+    r = flush_outbox(config)
+    click.echo(f"outbox: sent {r.sent}, deferred {r.deferred}, failed {r.failed}, "
+               f"still queued {r.waiting}")

@@ -289,7 +289,7 @@ class Pacer:
         if self.cap and len(self.window) >= self.cap:
             at = max(at, self.window[0] + 3600.0)
             if at > now:
-                until = _dt.datetime.fromtimestamp(at, _dt.timezone.utc).strftime("%H:%M:%S UTC")
+                until = _dt.datetime.fromtimestamp(at, _dt.UTC).strftime("%H:%M:%S UTC")
                 progress_log.info("hourly cap of %d messages reached; waiting %.0f s, until %s",
                             self.cap, at - now, until)
         if at > now:

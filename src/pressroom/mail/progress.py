@@ -8,7 +8,7 @@ is drawn.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 LOGGER = "pressroom.mail.progress"
 log = logging.getLogger(LOGGER)

@@ -438,6 +438,49 @@ class Store:
             out.append((issue, status, counts))
         return out
 
+    # -- the notice outbox (confirmation and "already subscribed" emails) -----------------------
+
+    def enqueue_notice(self, recipient: str, message_id: str, data: bytes) -> int:
+        """Queue one built message for the outbox sender; return its row id."""
+        stamp = now_iso()
+        cur = self.db.execute(
+            "INSERT INTO notices (recipient, message_id, data, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'queued', ?, ?)", (recipient, message_id, data, stamp, stamp))
+        return int(cur.lastrowid or 0)
+
+    def claim_notice(self, now: float, lease: float) -> tuple[int, str, bytes, int] | None:
+        """Take the oldest due notice for sending: (id, recipient, data, attempts), or None.
+
+        A claimed row is ``sending`` until ``now + lease``; after that another sender may take
+        it (its sender died), so two senders never send one notice at the same time.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT id, recipient, data, attempts FROM notices WHERE status IN "
+                             "('queued', 'sending') AND next_attempt_at <= ? ORDER BY id LIMIT 1",
+                             (now,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE notices SET status = 'sending', next_attempt_at = ?, "
+                           "updated_at = ? WHERE id = ?", (now + lease, now_iso(), row[0]))
+        return row
+
+    def finish_notice(self, notice_id: int, status: str, reply: str, attempts: int,
+                      next_attempt_at: float = 0) -> None:
+        """Record an attempt: ``sent``, ``failed``, or ``queued`` again for ``next_attempt_at``."""
+        self.db.execute("UPDATE notices SET status = ?, last_reply = ?, attempts = ?, "
+                        "next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                        (status, reply, attempts, next_attempt_at, now_iso(), notice_id))
+
+    def notice_counts(self) -> dict[str, int]:
+        """Notices per status (queued, sending, sent, failed)."""
+        out = dict.fromkeys(("queued", "sending", "sent", "failed"), 0)
+        out.update(self.db.execute("SELECT status, COUNT(*) FROM notices GROUP BY status"))
+        return out
+
+    def next_notice_at(self) -> float | None:
+        """When the earliest unsent notice becomes due (None when none waits)."""
+        return self.db.execute("SELECT MIN(next_attempt_at) FROM notices WHERE status IN "
+                               "('queued', 'sending')").fetchone()[0]
+
 
 def audience_clause(tag: str | None) -> tuple[str, tuple[str, ...]]:
     """The one definition of "who gets this issue": FROM/WHERE over subscribers ``s``, and args.
