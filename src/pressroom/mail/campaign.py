@@ -15,9 +15,9 @@ from pressroom.errors import MailError
 from pressroom.mail import smtp as outcomes
 from pressroom.mail.addresses import normalise_address
 from pressroom.mail.ledger import Due, Ledger, Pacer, send_lock
-from pressroom.mail.progress import ProgressLog
 from pressroom.mail.message import (Built, MessageTemplate, Outgoing, build_message, check_dkim,
                                     load_built)
+from pressroom.mail.progress import ProgressLog
 from pressroom.mail.settings import (DkimSettings, MailSettings, SmtpSettings, mail_settings,
                                      secret_key, smtp_password, smtp_settings)
 from pressroom.mail.smtp import OutboxTransport, SmtpTransport, TransportError, safe_label
@@ -156,8 +156,8 @@ class _Run:
                  pacer: Pacer, settings: MailSettings, result: SendResult,
                  progress: Progress | None, clock: Callable[[], float],
                  sleep: Callable[[float], None]) -> None:
-        self.store, self.ledger, self.transport, self.renderer = ledger.store, ledger, transport, \
-            renderer
+        self.store, self.ledger = ledger.store, ledger
+        self.transport, self.renderer = transport, renderer
         self.pacer, self.settings, self.result = pacer, settings, result
         self.progress, self.clock, self.sleep = progress, clock, sleep
         counts = ledger.counts()
@@ -165,10 +165,10 @@ class _Run:
         self.log = ProgressLog(ledger.issue, self.total, clock)
         self.progressed_at = clock()  # the last time a message was accepted (or run start)
 
-    def advance(self, kind: str) -> None:
+    def advance(self, kind: str, subscriber_id: int) -> None:
         self.done += 1
         self.progressed_at = self.clock()
-        self.log.count(kind)
+        self.log.count(kind, subscriber_id)
         if self.progress:
             self.progress(self.done, self.total)
 
@@ -236,12 +236,12 @@ class _Run:
         ledger, sid = self.ledger, row.subscriber_id
         if message is None:
             ledger.skipped(sid, f"{row.suppressed or row.subscriber_status} since the snapshot")
-            self.advance("skipped")
+            self.advance("skipped", sid)
             return True
         if isinstance(message, MailError):
             ledger.failed(sid, f"not sendable: {message.message}", row.attempts)
             self.result.failed.append((row.email, message.message))
-            self.advance("failed")
+            self.advance("failed", sid)
             return True
         outcome = self.deliver(row, message)
         if outcome is None:
@@ -264,7 +264,7 @@ class _Run:
             self.result.failed.append((row.email, outcome.reply))
         elif kind == outcomes.RETRY:  # deferred, never failed: the window decides when to pause
             ledger.retry(sid, outcome.reply, attempts, now + self.backoff(attempts))
-            self.log.count("deferred")
+            self.log.count("deferred", sid)
             log.info("%s: %s deferred: %s", ledger.issue, row.email, outcome.reply)
             return True
         else:  # PAUSE: the message or the sender is at fault; suppress nobody
@@ -273,7 +273,7 @@ class _Run:
                        "suppressed. Fix the content or the sender setup (SPF, DKIM, account), "
                        f"then run `pressroom send {ledger.issue}` again to resume", REFUSED)
             return False
-        self.advance("failed" if kind == outcomes.REJECTED else kind)
+        self.advance("failed" if kind == outcomes.REJECTED else kind, sid)
         return True
 
     def deliver(self, row: Due, message: Outgoing) -> outcomes.Outcome | None:

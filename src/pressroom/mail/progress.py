@@ -28,7 +28,8 @@ class ProgressLog:
     def __init__(self, issue: str, total: int, clock: Callable[[], float]) -> None:
         self.issue, self.total, self.clock = issue, total, clock
         self.started = self.last_at = clock()
-        self.sent = self.deferred = self.failed = self.other = 0
+        self.sent = self.failed = self.other = 0
+        self.waiting: set[int] = set()  # recipients deferred now (a retry is due later)
         self.last_done = 0
 
     @property
@@ -36,12 +37,21 @@ class ProgressLog:
         """Recipients finished this run (sent, failed, skipped or unknown)."""
         return self.sent + self.failed + self.other
 
-    def count(self, kind: str) -> None:
-        """Count one outcome (``sent``, ``deferred``, ``failed`` or anything else) and maybe log."""
-        if kind in ("sent", "deferred", "failed"):
-            setattr(self, kind, getattr(self, kind) + 1)
+    @property
+    def deferred(self) -> int:
+        """Recipients currently deferred by a temporary error."""
+        return len(self.waiting)
+
+    def count(self, kind: str, subscriber_id: int) -> None:
+        """Count one outcome (``sent``, ``deferred``, ``failed`` or another) and maybe log."""
+        if kind == "deferred":
+            self.waiting.add(subscriber_id)
         else:
-            self.other += 1
+            self.waiting.discard(subscriber_id)
+            if kind in ("sent", "failed"):
+                setattr(self, kind, getattr(self, kind) + 1)
+            else:
+                self.other += 1
         now = self.clock()
         if self.done - self.last_done >= EVERY_MESSAGES or now - self.last_at >= EVERY_SECONDS:
             self.line(now)
