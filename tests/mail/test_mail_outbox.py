@@ -114,3 +114,17 @@ def test_control_characters_in_a_web_signup_are_refused(tmp_path, name):
     assert response.status_code == 400
     assert "can’t contain line breaks or control characters" in response.get_data(as_text=True)
     assert sum(notices(project).values()) == 0
+
+
+def test_what_an_earlier_process_left_queued_is_sent_when_the_app_starts(tmp_path, server):
+    project = make_project(tmp_path, smtp_section(server))
+    with open_store(mail_settings(config_of(project)).store) as store, store.transaction():
+        store.enqueue_notice("left@example.com", "<q1@juvenology.co.uk>",
+                             b"From: newsletter@juvenology.co.uk\r\nTo: left@example.com\r\n"
+                             b"Subject: Please confirm\r\n\r\nConfirm\r\n")
+    web_client(project)  # starting the app starts the background sender
+    deadline = time.monotonic() + 20
+    while notices(project)["sent"] == 0:
+        assert time.monotonic() < deadline, notices(project)
+        time.sleep(0.02)
+    assert server.recorder.by_recipient() == {"left@example.com": 1}

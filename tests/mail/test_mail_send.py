@@ -355,3 +355,20 @@ def test_the_real_build_output_sends_fully_personalised(tmp_path, server):
         assert url in text and html.escape(url) in body
         number = int(received.rcpt_tos[0][6:11])
         assert f"Reader{number}" in text and f"Reader{number}" in body
+
+
+def test_the_dry_run_and_the_send_agree_on_who_gets_the_issue(smtp_project, server):
+    from pressroom.mail.subscribers import unsubscribe
+
+    addresses = add_subscribers(smtp_project, 9, tag_every=2)  # 0, 2, 4, 6, 8 are vip
+    config = config_of(smtp_project)
+    unsubscribe(config, addresses[2])
+    with open_store(mail_settings(config).store) as store, store.transaction():
+        store.db.execute("INSERT INTO suppressions (email_key, reason, source, created_at) "
+                         "VALUES (?, 'hard_bounce', 'test', 'now')", (addresses[4],))
+
+    dry = send_campaign(config, ISSUE, tag="vip", dry_run=True)
+    real = send_campaign(config, ISSUE, tag="vip")
+
+    assert dry.rendered == real.counts["sent"] == 3
+    assert sorted(server.recorder.by_recipient()) == [addresses[0], addresses[6], addresses[8]]
