@@ -44,6 +44,7 @@ class Recorder:
     stall_after_data_at: int | None = None    # record the Nth message, then delay its reply
     connections: int = 0
     rcpt_hook: object = None                  # called with each RCPT address (server thread)
+    rcpt_reply_fn: object = None              # address -> reply to give instead of 250, or None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -56,6 +57,7 @@ class Recorder:
             self.policy_reject = False
             self.stall_after_data_at = None
             self.rcpt_hook = None
+            self.rcpt_reply_fn = None
 
     def count(self) -> int:
         with self.lock:
@@ -78,6 +80,8 @@ class Recorder:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_hook:
             self.rcpt_hook(address)
+        if self.rcpt_reply_fn and (reply := self.rcpt_reply_fn(address)):
+            return reply
         with self.lock:
             replies = self.rcpt_replies.get(address)
             reply = replies.pop(0) if replies else None

@@ -102,16 +102,20 @@ def test_451_for_one_address_is_retried_and_never_marked_sent_early(tmp_path, se
     assert server.recorder.by_recipient() == dict.fromkeys(addresses, 1)
 
 
-def test_451_forever_gives_up_after_max_attempts_without_suppressing(tmp_path, server):
-    project = make_project(tmp_path, smtp_section(server), mail={"max_attempts": 3})
+def test_451_forever_defers_then_pauses_without_failing_or_suppressing(tmp_path, server):
+    project = make_project(tmp_path, smtp_section(server), mail={"retry_window": 60})
     addresses = add_subscribers(project, 4)
-    server.recorder.rcpt_replies[addresses[0]] = ["451 4.3.0 Mailbox busy"] * 10
+    server.recorder.rcpt_replies[addresses[0]] = ["451 4.3.0 Mailbox busy"] * 100
+    clock = [1_000_000.0]
 
-    result = send_campaign(config_of(project), ISSUE)
+    result = send_campaign(config_of(project), ISSUE, clock=lambda: clock[0],
+                           sleep=lambda s: clock.__setitem__(0, clock[0] + s))
 
     status, attempts, reply = ledger(project)[addresses[0]]
-    assert (status, attempts) == ("failed", 3)
-    assert reply == "gave up after 3 attempts: 451 4.3.0 Mailbox busy"
+    assert status == "retry" and attempts > 3 and reply == "451 4.3.0 Mailbox busy"
+    assert result.paused_kind == "transient" and result.counts["failed"] == 0
+    assert result.paused.startswith("1 recipient(s) deferred by temporary errors and nothing "
+                                    "accepted for 60 s (last reply: 451 4.3.0 Mailbox busy)")
     assert subscriber_status(project, addresses[0]) == ("subscribed", None)
     assert result.counts["sent"] == 3 and server.recorder.count() == 3
 
@@ -166,7 +170,7 @@ def test_policy_rejection_pauses_campaign_and_suppresses_nobody(tmp_path, server
 
     run = CliRunner().invoke(send, [ISSUE, "--project", str(project)])
 
-    assert run.exit_code == 1
+    assert run.exit_code == 75
     assert ("Error: campaign paused: the server refused the message itself (554 5.7.1 Message "
             "rejected as spam by content filter); nobody was suppressed.") in run.output
     assert f"run `pressroom send {ISSUE}` again to resume" in run.output
@@ -183,11 +187,19 @@ def test_policy_rejection_pauses_campaign_and_suppresses_nobody(tmp_path, server
 def test_unreachable_server_pauses_after_bounded_attempts(tmp_path):
     from mailtest import closed_port
 
+    clock, sleeps = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
     with closed_port() as port:
         project = make_project(tmp_path, {"host": "127.0.0.1", "port": port, "security": "none",
-                                          "timeout": 2}, mail={"max_attempts": 2})
+                                          "timeout": 2}, mail={"retry_window": 1})
         add_subscribers(project, 3)
-        result = send_campaign(config_of(project), ISSUE)
+        result = send_campaign(config_of(project), ISSUE, clock=lambda: clock[0], sleep=sleep)
+    assert 3 < len(sleeps) < 10 and sum(sleeps) <= 1  # doubling from 0.01 s within the window
+    assert result.paused_kind == "transient"
     assert result.paused.startswith("cannot reach the SMTP server 127.0.0.1:")
     assert "check smtp.host and smtp.port, then run the command again to resume" in result.paused
     assert {row[0] for row in ledger(project).values()} == {"pending"}
@@ -239,7 +251,8 @@ def test_outbox_is_the_embedded_default(outbox_project):
     folder = outbox_project / "output" / "outbox" / ISSUE
     files = sorted(p.name for p in folder.glob("*.eml"))
     assert files == [f"{i:06d}-{a}.eml" for i, a in enumerate(addresses, 1)]
-    assert f"{ISSUE} via {folder}: sent 3 (3 this run), retry 0, failed 0, unknown 0" in run.output
+    assert (f"{ISSUE} via {folder}: sent 3 (3 this run), deferred 0, failed 0, unknown 0"
+            in run.output)
     again = CliRunner().invoke(send, [ISSUE, "--project", str(outbox_project)])
     assert "sent 3 (0 this run)" in again.output
 
@@ -344,3 +357,20 @@ def test_the_real_build_output_sends_fully_personalised(tmp_path, server):
         assert url in text and html.escape(url) in body
         number = int(received.rcpt_tos[0][6:11])
         assert f"Reader{number}" in text and f"Reader{number}" in body
+
+
+def test_the_dry_run_and_the_send_agree_on_who_gets_the_issue(smtp_project, server):
+    from pressroom.mail.subscribers import unsubscribe
+
+    addresses = add_subscribers(smtp_project, 9, tag_every=2)  # 0, 2, 4, 6, 8 are vip
+    config = config_of(smtp_project)
+    unsubscribe(config, addresses[2])
+    with open_store(mail_settings(config).store) as store, store.transaction():
+        store.db.execute("INSERT INTO suppressions (email_key, reason, source, created_at) "
+                         "VALUES (?, 'hard_bounce', 'test', 'now')", (addresses[4],))
+
+    dry = send_campaign(config, ISSUE, tag="vip", dry_run=True)
+    real = send_campaign(config, ISSUE, tag="vip")
+
+    assert dry.rendered == real.counts["sent"] == 3
+    assert sorted(server.recorder.by_recipient()) == [addresses[0], addresses[6], addresses[8]]

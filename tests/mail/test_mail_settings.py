@@ -21,7 +21,7 @@ def test_defaults_follow_the_publication(outbox_project):
     assert (s.list_id, s.unsubscribe_url, s.unsubscribe_mailto, s.view_url) == (
         "facial-yoga.juvenology.co.uk", "https://www.juvenology.co.uk/unsubscribe",
         "unsubscribe@juvenology.co.uk", "https://www.juvenology.co.uk/newsletters/")
-    assert (s.soft_bounce_limit, s.max_attempts) == (3, 5)
+    assert (s.soft_bounce_limit, s.retry_window) == (3, 3600.0)
     assert s.unsubscribe_link("T") == "https://www.juvenology.co.uk/unsubscribe?t=T"
     assert smtp_settings(config_of(outbox_project)) is None
 

@@ -11,7 +11,7 @@ from mailtest import config_of, subscriber_status
 
 from pressroom.errors import MailError
 from pressroom.mail import commands
-from pressroom.mail.cli import bounces, send, subscribers
+from pressroom.mail.cli import bounces, outbox, send, subscribers
 from pressroom.mail.addresses import normalise_address
 from pressroom.mail.importing import import_subscribers
 from pressroom.mail.settings import mail_settings
@@ -49,7 +49,7 @@ def test_mailchimp_import_reports_invalid_rows_and_imports_the_rest(outbox_proje
         "members.csv:4: 'a@b@c' is not a valid email address: it must contain exactly one '@'",
         "members.csv:6: the first name contains a line break or control character",
         "members.csv: added 3, updated 0, unchanged 0, suppressed (not re-subscribed) 0, "
-        "duplicates 1, invalid 2",
+        "opt-outs recorded 0, not imported 0, duplicates 1, invalid 2",
     ]
     listing = run(subscribers, "list", project=outbox_project)
     assert listing.output.splitlines() == [
@@ -145,12 +145,13 @@ def test_export_round_trips_and_stats_count(outbox_project, monkeypatch):
     run(subscribers, "unsubscribe", "dan@example.com", project=outbox_project)
     stdout = run(subscribers, "export", project=outbox_project).output
     assert stdout.splitlines()[0] == ("email,first_name,last_name,tags,status,consent_source,"
-                                      "consent_at,created_at,updated_at")
+                                      "consent_at,created_at,updated_at,suppression_reason,"
+                                      "suppression_source,suppressed_at")
     assert stdout.splitlines()[1].startswith("ann@example.com,Ann,Archer,Clinic;VIP,subscribed,")
     to_file = run(subscribers, "export", "backup.csv", project=outbox_project)
     assert to_file.exit_code == 0 and (outbox_project / "backup.csv").read_text() == stdout
     reimport = import_subscribers(config_of(outbox_project), "backup.csv")
-    assert (reimport.added, reimport.unchanged, reimport.suppressed) == (0, 2, 1)
+    assert (reimport.added, reimport.unchanged, reimport.opt_outs) == (0, 2, 1)
     stats = run(subscribers, "stats", project=outbox_project).output.splitlines()
     assert stats[1:] == ["subscribers: pending 0, subscribed 2, unsubscribed 1, bounced 0, "
                          "complained 0", "suppressed: unsubscribed 1"]
@@ -170,12 +171,13 @@ def test_store_lives_outside_output_and_migrates_old_schemas(outbox_project):
     db.commit()
     db.close()
     with open_store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.find("old@example.com").consent_source == "legacy"
         store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(MailError, match=r"was written by a newer Pressroom \(schema 4; this "
-                                        r"version knows 3\); upgrade Pressroom"):
+    with pytest.raises(MailError, match=rf"was written by a newer Pressroom \(schema "
+                                        rf"{SCHEMA_VERSION + 1}; this version knows "
+                                        rf"{SCHEMA_VERSION}\); upgrade Pressroom"):
         open_store(path)
 
 
@@ -185,7 +187,7 @@ def test_every_command_has_help_with_an_example():
         for sub in getattr(command, "commands", {}).values():
             yield from walk(sub)
 
-    assert commands == [subscribers, send, bounces]
+    assert commands == [subscribers, send, bounces, outbox]
     for command in (c for top in commands for c in walk(top)):
         help_text = CliRunner().invoke(command, ["--help"]).output
         assert "Example" in help_text, command.name

@@ -12,6 +12,7 @@ import importlib
 _EXPORTS = {
     "SendResult": "pressroom.mail.campaign", "send_campaign": "pressroom.mail.campaign",
     "send_transactional": "pressroom.mail.campaign",
+    "enqueue_notice": "pressroom.mail.outbox", "flush_outbox": "pressroom.mail.outbox",
     "confirm_subscriber": "pressroom.mail.subscribers",
     "unsubscribe_by_token": "pressroom.mail.subscribers",
     "make_token": "pressroom.mail.tokens", "verify_token": "pressroom.mail.tokens",
@@ -23,7 +24,7 @@ __all__ = [*sorted(_EXPORTS), "commands"]
 def __getattr__(name: str):
     if name == "commands":
         cli = importlib.import_module("pressroom.mail.cli")
-        return [cli.subscribers, cli.send, cli.bounces]
+        return [cli.subscribers, cli.send, cli.bounces, cli.outbox]
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'pressroom.mail' has no attribute {name!r}")

@@ -10,6 +10,8 @@ from pressroom.errors import MailError
 # RFC 5322 "atext" for an unquoted local part; quoted local parts are deliberately unsupported.
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# C0 controls (tab included), DEL and the C1 controls: never part of a name, tag or address.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _invalid(value: str, reason: str) -> MailError:
@@ -26,7 +28,7 @@ def normalise_address(value: str) -> str:
     addr = value.strip()
     if not addr:
         raise MailError("the email address is empty")
-    if any(ord(ch) < 33 or ord(ch) == 127 for ch in addr):
+    if " " in addr or _CONTROL.search(addr):
         raise _invalid(addr, "it contains a space, line break or control character")
     if addr.count("@") != 1:
         raise _invalid(addr, "it must contain exactly one '@'")
@@ -56,6 +58,22 @@ def domain_of(addr: str) -> str:
     return addr.rsplit("@", 1)[-1].lower()
 
 
+def signup_key(addr: str) -> str:
+    """The key the sign-up rate limit counts by: case-folded, without a ``+tag``.
+
+    ``Ann+1@Example.com`` and ``ann+2@example.com`` reach the same inbox, so they share one
+    budget of confirmation emails.
+    Example: ``signup_key("Ann+x@Example.com") == "ann@example.com"``.
+    """
+    local, _, domain = addr.strip().casefold().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def has_control(value: str) -> bool:
+    """True when ``value`` holds a C0 or C1 control character or DEL (tab and line breaks too)."""
+    return bool(_CONTROL.search(value))
+
+
 @overload
 def check_header(name: str, value: str) -> str: ...
 @overload
@@ -67,4 +85,12 @@ def check_header(name: str, value: str | None) -> str | None:
     if value is not None and ("\r" in value or "\n" in value):
         raise MailError(f"the {name} contains a line break (CR or LF), which could inject email "
                         f"headers: {value!r}; remove the line break")
+    return value
+
+
+def check_text(name: str, value: str) -> str:
+    """Refuse a name or tag holding any control character (C0, C1 or DEL); return it unchanged."""
+    check_header(name, value)
+    if has_control(value):
+        raise MailError(f"the {name} contains a control character: {value!r}; remove it")
     return value

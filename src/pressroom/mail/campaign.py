@@ -17,6 +17,7 @@ from pressroom.mail.addresses import normalise_address
 from pressroom.mail.ledger import Due, Ledger, Pacer, send_lock
 from pressroom.mail.message import (Built, MessageTemplate, Outgoing, build_message, check_dkim,
                                     load_built)
+from pressroom.mail.progress import ProgressLog
 from pressroom.mail.settings import (DkimSettings, MailSettings, SmtpSettings, mail_settings,
                                      secret_key, smtp_password, smtp_settings)
 from pressroom.mail.smtp import OutboxTransport, SmtpTransport, TransportError, safe_label
@@ -26,6 +27,9 @@ from pressroom.mergefields import UNSUBSCRIBE_URL, values
 
 log = logging.getLogger(__name__)
 PREFETCH = 4  # messages rendered ahead of the one being sent
+# campaigns.paused_kind values set here (other modules may add their own, e.g. a breaker's).
+TRANSIENT = "transient"  # the server kept deferring: run again later, nothing is lost
+REFUSED = "refused"      # the server refused the message, sender or login: fix it, run again
 
 TEST_PREFIX = "[TEST] "
 Transport = SmtpTransport | OutboxTransport
@@ -43,9 +47,11 @@ class SendResult:
     sent_now: int = 0
     rendered: int = 0
     requeued_unknown: int = 0
+    requeued_failed: int = 0
     unknown: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     paused: str | None = None
+    paused_kind: str = ""
 
 
 class Renderer:
@@ -89,16 +95,18 @@ def _destination(settings: MailSettings, smtp: SmtpSettings | None, folder: str)
 
 def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                   test_to: str | None = None, dry_run: bool = False, resend_unknown: bool = False,
-                  rate: float | None = None, progress: Progress | None = None,
-                  clock: Callable[[], float] = time.time,
+                  retry_failed: bool = False, rate: float | None = None,
+                  progress: Progress | None = None, clock: Callable[[], float] = time.time,
                   sleep: Callable[[float], None] = time.sleep) -> SendResult:
     """Send newsletter ``issue`` (a built slug) to its audience, resuming any earlier run.
 
     ``test_to`` sends one "[TEST]" copy outside the ledger; ``dry_run`` renders every message
-    and sends nothing; ``resend_unknown`` re-queues recipients whose delivery is unknown; ``rate``
+    and sends nothing; ``resend_unknown`` re-queues recipients whose delivery is unknown;
+    ``retry_failed`` re-queues failed recipients still subscribed and not suppressed; ``rate``
     (messages/second) overrides smtp.rate. ``progress(done, total)`` is called as recipients
-    finish. ``clock``/``sleep`` exist for tests and benchmarks. Example:
-    ``send_campaign(load_config("."), "01-welcome", tag="vip")``.
+    finish. A campaign the server keeps deferring for mail.retry_window seconds is paused
+    (``result.paused``); nobody fails for a transient error. ``clock``/``sleep`` exist for
+    tests and benchmarks. Example: ``send_campaign(load_config("."), "01-welcome", tag="vip")``.
     """
     settings, smtp = mail_settings(config), smtp_settings(config)
     built = load_built(config.out, issue)
@@ -126,10 +134,12 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
             result = SendResult(issue, "campaign", _destination(settings, smtp, issue))
             if resend_unknown:
                 result.requeued_unknown = ledger.requeue_unknown()
+            if retry_failed:
+                result.requeued_failed = ledger.requeue_failed()
             pacer = Pacer(store, rate or (smtp.rate if smtp else None),
                           smtp.hourly_cap if smtp else None, clock, sleep)
             with transport:
-                _Run(store, ledger, transport, renderer, pacer, settings, result, progress,
+                _Run(ledger, transport, renderer, pacer, settings, result, progress,
                      clock, sleep).run()
             ledger.finish_if_done()
             result.counts = ledger.counts()
@@ -139,20 +149,30 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
 
 
 class _Run:
-    """One pass of the send loop over the ledger (memory stays flat: batches of BATCH rows)."""
+    """One pass of the send loop over the ledger (memory stays flat: batches of BATCH rows).
 
-    def __init__(self, store: Store, ledger: Ledger, transport: Transport, renderer: Renderer,
+    Transient trouble never fails anyone: deferred recipients wait with a doubling backoff
+    (capped at an hour), and when nothing has been accepted for mail.retry_window seconds the
+    campaign pauses instead.
+    """
+
+    def __init__(self, ledger: Ledger, transport: Transport, renderer: Renderer,
                  pacer: Pacer, settings: MailSettings, result: SendResult,
                  progress: Progress | None, clock: Callable[[], float],
                  sleep: Callable[[float], None]) -> None:
-        self.store, self.ledger, self.transport, self.renderer = store, ledger, transport, renderer
+        self.store, self.ledger = ledger.store, ledger
+        self.transport, self.renderer = transport, renderer
         self.pacer, self.settings, self.result = pacer, settings, result
         self.progress, self.clock, self.sleep = progress, clock, sleep
         counts = ledger.counts()
         self.total, self.done = counts["pending"] + counts["retry"], 0
+        self.log = ProgressLog(ledger.issue, self.total, clock)
+        self.progressed_at = clock()  # the last time a message was accepted (or run start)
 
-    def advance(self) -> None:
+    def advance(self, kind: str, subscriber_id: int) -> None:
         self.done += 1
+        self.progressed_at = self.clock()
+        self.log.count(kind, subscriber_id)
         if self.progress:
             self.progress(self.done, self.total)
 
@@ -162,11 +182,23 @@ class _Run:
         while self.sweep():
             due = self.ledger.next_retry_at()
             if due is None:
+                self.log.line()
+                return
+            if due - self.progressed_at > self.settings.retry_window:
+                self.pause_deferred()
                 return
             delay = due - self.clock()
             if delay > 0:
                 log.info("%s: waiting %.1f s before retrying", self.ledger.issue, delay)
                 self.sleep(delay)
+
+    def pause_deferred(self) -> None:
+        counts = self.ledger.counts()
+        last = self.ledger.last_reply("retry")
+        self.pause(f"{counts['retry']} recipient(s) deferred by temporary errors and nothing "
+                   f"accepted for {self.settings.retry_window:.0f} s (last reply: {last}); nobody "
+                   f"failed. Run `pressroom send {self.ledger.issue}` again to resume",
+                   TRANSIENT)
 
     def sweep(self) -> bool:
         """Attempt every due recipient once; False when the campaign was paused.
@@ -208,12 +240,12 @@ class _Run:
         ledger, sid = self.ledger, row.subscriber_id
         if message is None:
             ledger.skipped(sid, f"{row.suppressed or row.subscriber_status} since the snapshot")
-            self.advance()
+            self.advance("skipped", sid)
             return True
         if isinstance(message, MailError):
             ledger.failed(sid, f"not sendable: {message.message}", row.attempts)
             self.result.failed.append((row.email, message.message))
-            self.advance()
+            self.advance("failed", sid)
             return True
         outcome = self.deliver(row, message)
         if outcome is None:
@@ -223,6 +255,8 @@ class _Run:
             ledger.sent(sid, message.message_id, outcome.reply, now, attempts)
             self.pacer.record(now)
             self.result.sent_now += 1
+        elif kind == outcomes.SKIPPED:
+            log.info("%s: skipped %s: %s", ledger.issue, row.email, outcome.reply)
         elif kind == outcomes.UNKNOWN:
             ledger.unknown(sid, message.message_id, outcome.reply, now, attempts)
             self.pacer.record(now)
@@ -232,45 +266,47 @@ class _Run:
                 ledger.failed(sid, outcome.reply, attempts)
                 self.store.suppress(row.email, "rejected", f"smtp:{ledger.issue}", outcome.reply)
             self.result.failed.append((row.email, outcome.reply))
-        elif kind == outcomes.RETRY and attempts < self.settings.max_attempts:
+        elif kind == outcomes.RETRY:  # deferred, never failed: the window decides when to pause
             ledger.retry(sid, outcome.reply, attempts, now + self.backoff(attempts))
-            log.info("%s: %s will be retried: %s", ledger.issue, row.email, outcome.reply)
+            self.log.count("deferred", sid)
+            log.info("%s: %s deferred: %s", ledger.issue, row.email, outcome.reply)
             return True
-        elif kind == outcomes.RETRY:
-            reply = f"gave up after {attempts} attempts: {outcome.reply}"
-            ledger.failed(sid, reply, attempts)
-            self.result.failed.append((row.email, reply))
         else:  # PAUSE: the message or the sender is at fault; suppress nobody
             ledger.restore(sid, row.status)
             self.pause(f"the server refused the message itself ({outcome.reply}); nobody was "
                        "suppressed. Fix the content or the sender setup (SPF, DKIM, account), "
-                       f"then run `pressroom send {ledger.issue}` again to resume")
+                       f"then run `pressroom send {ledger.issue}` again to resume", REFUSED)
             return False
-        self.advance()
+        self.advance("failed" if kind == outcomes.REJECTED else kind, sid)
         return True
 
     def deliver(self, row: Due, message: Outgoing) -> outcomes.Outcome | None:
-        """Hand one message to the transport, riding out connection failures with backoff."""
+        """Hand one message to the transport, riding out connection failures with backoff
+        until nothing has been accepted for the retry window (then pause: None)."""
         failures = 0
         while True:
             self.pacer.wait()
             try:
                 return self.transport.send(
                     self.settings.sender, message.recipient, message.data,
-                    on_data=lambda: self.ledger.sending(row.subscriber_id),
+                    on_data=lambda: self.ledger.claim(row.subscriber_id),
                     label=f"{row.subscriber_id:06d}-{safe_label(row.email)}")
             except TransportError as exc:
                 failures += 1
-                if not exc.transient or failures >= self.settings.max_attempts:
-                    self.pause(exc.message)
-                    return None
                 delay = self.backoff(failures)
+                if not exc.transient:
+                    self.pause(exc.message, REFUSED)
+                    return None
+                if self.clock() + delay - self.progressed_at > self.settings.retry_window:
+                    self.pause(f"{exc.message} (nothing accepted for "
+                               f"{self.settings.retry_window:.0f} s; nobody failed)", TRANSIENT)
+                    return None
                 log.warning("%s; trying again in %.1f s", exc.message, delay)
                 self.sleep(delay)
 
-    def pause(self, reason: str) -> None:
-        self.ledger.pause(reason)
-        self.result.paused = reason
+    def pause(self, reason: str, kind: str) -> None:
+        self.ledger.pause(reason, kind)
+        self.result.paused, self.result.paused_kind = reason, kind
         log.error("%s: campaign paused: %s", self.ledger.issue, reason)
 
 
@@ -300,16 +336,8 @@ def _audience(store: Store, issue: str, tag: str | None, resend_unknown: bool) -
         if ledger is not None:
             rows = ledger.due(float("inf"), after, include_unknown=resend_unknown)
         else:
-            sql = ("SELECT s.id, s.email, s.first_name, s.last_name, s.status, p.reason, "
-                   "'pending', 0 FROM subscribers s "
-                   "LEFT JOIN suppressions p ON p.email_key = s.email_key "
-                   "WHERE s.id > ? AND s.status = 'subscribed'")
-            args: tuple = (after,)
-            if tag:
-                sql += (" AND EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id "
-                        "AND t.tag = ?)")
-                args += (tag,)
-            rows = [Due(*r) for r in store.db.execute(sql + f" ORDER BY s.id LIMIT {BATCH}", args)]
+            rows = [Due(sid, email, first, last, "subscribed", None, "pending", 0)
+                    for sid, email, first, last in store.audience(tag, after)]
         if not rows:
             return
         yield from rows

@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 # The library is imported inside each command: listing commands must stay fast.
 
 SHOWN_ADDRESSES = 50
+# `send` exits with this when the campaign is paused (sysexits EX_TEMPFAIL): nothing was lost,
+# run the same command again (after fixing what the message names) to resume.
+PAUSED_EXIT = 75
+
+
+class CampaignPaused(MailError):
+    """The campaign paused; exit code PAUSED_EXIT so scripts can tell it from a failure."""
+
+    exit_code = PAUSED_EXIT
 
 
 @click.group()
@@ -34,27 +43,32 @@ def subscribers() -> None:
 @subscribers.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@click.option("--suppressions", is_flag=True,
+              help="FILE is a suppression list: suppress every address in it.")
 @project_options
-def import_command(config: Config, file: Path, dry_run: bool) -> None:
-    """Import subscribers from a CSV file.
+def import_command(config: Config, file: Path, dry_run: bool, suppressions: bool) -> None:
+    """Import subscribers (or, with --suppressions, a suppression list) from a CSV file.
 
-    Accepts Mailchimp's export ("Email Address", "First Name", "Last Name", "TAGS") or plain
-    email,first_name,last_name,tags columns. Invalid rows are reported as FILE.csv:LINE: reason
-    and the valid rows are imported. Re-running is safe, and an unsubscribed or bounced address
-    is never re-subscribed.
+    Accepts Mailchimp's exports ("Email Address", "First Name", "Last Name", "TAGS", and the
+    unsubscribed/cleaned files), our own export, or plain email,first_name,last_name,tags
+    columns. A status column (subscribed, pending, unsubscribed, cleaned, bounced, complained,
+    suppressed) is honoured: every opt-out is recorded and never revived. Invalid rows are
+    reported as FILE.csv:LINE: reason and the valid rows are imported. Re-running is safe.
 
     \b
-    Example:
+    Examples:
       pressroom subscribers import mailchimp-export.csv
+      pressroom subscribers import old-suppressions.csv --suppressions
     """
     from pressroom.mail.importing import import_subscribers
 
-    result = import_subscribers(config, file, dry_run=dry_run)
+    result = import_subscribers(config, file, dry_run=dry_run, suppressions=suppressions)
     for problem in result.problems:
         click.echo(problem, err=True)
     verb = "would add" if dry_run else "added"
     click.echo(f"{file}: {verb} {result.added}, updated {result.updated}, unchanged "
                f"{result.unchanged}, suppressed (not re-subscribed) {result.suppressed}, "
+               f"opt-outs recorded {result.opt_outs}, not imported {result.not_imported}, "
                f"duplicates {result.duplicates}, invalid {len(result.problems)}")
 
 
@@ -123,7 +137,11 @@ def unsubscribe_command(config: Config, email: str | None, token: str | None) ->
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @project_options
 def export_command(config: Config, file: Path | None) -> None:
-    """Export every subscriber as CSV (to FILE, or to standard output).
+    """Export every subscriber and the suppression list as CSV (to FILE, or standard output).
+
+    Status, consent source and time, and each address's suppression are included, so
+    importing the file into a new store keeps every opt-out. Cells a spreadsheet would run as
+    a formula (starting with = + - @, tab or CR) are prefixed with ' (undone on import).
 
     \b
     Example:
@@ -170,7 +188,7 @@ def _summary(result: "SendResult") -> None:
     else:
         c = result.counts
         click.echo(f"{result.issue} via {result.destination}: sent {c['sent']} "
-                   f"({result.sent_now} this run), retry {c['retry']}, failed {c['failed']}, "
+                   f"({result.sent_now} this run), deferred {c['retry']}, failed {c['failed']}, "
                    f"unknown {c['unknown']}, skipped {c['skipped']}, pending {c['pending']}")
     for label, rows in (("failed", result.failed), ("unknown", result.unknown)):
         for address, reply in rows[:SHOWN_ADDRESSES]:
@@ -189,26 +207,40 @@ def _summary(result: "SendResult") -> None:
 @click.option("--dry-run", is_flag=True, help="Render every message; send nothing.")
 @click.option("--resend-unknown", is_flag=True,
               help="Also re-send recipients whose earlier delivery is unknown.")
+@click.option("--retry-failed", is_flag=True,
+              help="Also re-send failed recipients who are still subscribed and not suppressed.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="At most N messages per second (overrides smtp.rate).")
 @project_options
 def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_run: bool,
-         resend_unknown: bool, rate: float | None) -> None:
+         resend_unknown: bool, retry_failed: bool, rate: float | None) -> None:
     """Send the built newsletter ISSUE (its slug) to subscribers.
 
     Running it again resumes: only recipients not yet sent are mailed. With no smtp: section in
-    publication.yaml, messages are written to <out>/outbox/ISSUE/ instead.
+    publication.yaml, messages are written to <out>/outbox/ISSUE/ instead. Exits with 75 when
+    the campaign paused (e.g. the server deferred everything for mail.retry_window seconds):
+    nobody is lost, run the same command again to resume. Without a terminal (cron) it logs a
+    progress line every 500 messages or 30 seconds.
 
     \b
     Examples:
       pressroom send 01-welcome --test me@example.com
       pressroom send 01-welcome --rate 5
+      pressroom send 01-welcome --retry-failed
     """
+    import logging
+
+    from pressroom.mail.progress import LOGGER
+
     bar: Any = None
+    if not sys.stderr.isatty():  # no progress bar: log progress lines instead
+        logging.getLogger(LOGGER).setLevel(logging.INFO)
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
+            if not sys.stderr.isatty():
+                return
             bar = click.progressbar(length=total, label=f"sending {issue}", file=sys.stderr)
             bar.__enter__()
         bar.update(done - bar.pos)
@@ -217,13 +249,14 @@ def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_r
         from pressroom.mail.campaign import send_campaign
 
         result = send_campaign(config, issue, tag=tag, test_to=test_to, dry_run=dry_run,
-                               resend_unknown=resend_unknown, rate=rate, progress=progress)
+                               resend_unknown=resend_unknown, retry_failed=retry_failed,
+                               rate=rate, progress=progress)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     _summary(result)
     if result.paused:
-        raise MailError(f"campaign paused: {result.paused}")
+        raise CampaignPaused(f"campaign paused: {result.paused}")
 
 
 @click.group()
@@ -240,10 +273,13 @@ def bounces() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @project_options
 def process_command(config: Config, path: Path) -> None:
-    """Read an mbox file or Maildir of bounce reports; suppress hard bounces, count soft ones.
+    """Read an mbox file or Maildir of bounces, complaints and unsubscribe requests.
 
-    An address is suppressed after mail.soft_bounce_limit soft bounces. Reports already
-    processed are skipped, so re-running on the same mailbox is safe.
+    Hard bounces (bad address, mailbox disabled) suppress at once; soft ones after
+    mail.soft_bounce_limit distinct failed deliveries; policy or content rejections (5.7.x,
+    5.6.x) suppress nobody; delay notices are not bounces. Feedback (complaint) reports mark
+    the address complained, and mail sent to mail.unsubscribe_mailto unsubscribes its sender.
+    Messages already processed are skipped, so re-running on the same mailbox is safe.
 
     \b
     Example:
@@ -254,4 +290,35 @@ def process_command(config: Config, path: Path) -> None:
     r = process_bounces(config, path)
     click.echo(f"{path}: {r.reports} reports ({r.already_processed} already processed, "
                f"{r.not_reports} other messages): {r.hard} hard, {r.soft} soft, "
-               f"{r.suppressed} newly suppressed")
+               f"{r.policy} policy/content (nobody suppressed), {r.not_bounces} not bounces "
+               f"(delayed, relayed, delivered), {r.complaints} complaints, {r.unsubscribes} "
+               f"unsubscribe requests; {r.suppressed} newly suppressed")
+
+
+@click.group()
+def outbox() -> None:
+    """The outbox of the subscription service's emails (confirmations, notices).
+
+    The service only queues these; its background sender delivers them, retrying temporary
+    failures. `outbox flush` does the same from cron, e.g. while the service is stopped.
+
+    \b
+    Example:
+      pressroom outbox flush
+    """
+
+
+@outbox.command("flush")
+@project_options
+def flush_command(config: Config) -> None:
+    """Send every queued email that is due now; report what is still waiting.
+
+    \b
+    Example (cron, every five minutes):
+      */5 * * * * cd /srv/clinic && pressroom outbox flush
+    """
+    from pressroom.mail.outbox import flush_outbox
+
+    r = flush_outbox(config)
+    click.echo(f"outbox: sent {r.sent}, deferred {r.deferred}, failed {r.failed}, "
+               f"still queued {r.waiting}")

@@ -8,6 +8,7 @@ the next run turns into ``unknown`` instead of mailing that person twice.
 from __future__ import annotations
 
 import collections
+import datetime as _dt
 import fcntl
 import logging
 import os
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from pressroom.errors import MailError
-from pressroom.mail.store import BATCH, Store, now_iso
+from pressroom.mail.progress import log as progress_log
+from pressroom.mail.store import BATCH, Store, audience_clause, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +72,19 @@ class Ledger:
             taken = db.execute("SELECT 1 FROM campaign_audiences WHERE campaign_id = ? AND tag = ?",
                                (campaign_id, key)).fetchone()
             if not taken:
+                clause, args = audience_clause(tag)
                 sql = ("INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status, "
-                       "updated_at) SELECT ?, s.id, 'pending', ? FROM subscribers s "
-                       "WHERE s.status = 'subscribed' AND NOT EXISTS (SELECT 1 FROM suppressions "
-                       "p WHERE p.email_key = s.email_key)")
-                args: tuple = (campaign_id, stamp)
-                if tag:
-                    sql += (" AND EXISTS (SELECT 1 FROM subscriber_tags t WHERE "
-                            "t.subscriber_id = s.id AND t.tag = ?)")
-                    args += (tag,)
-                added = db.execute(sql, args).rowcount
+                       f"updated_at) SELECT ?, s.id, 'pending', ? {clause}")
+                added = db.execute(sql, (campaign_id, stamp, *args)).rowcount
                 db.execute("INSERT INTO campaign_audiences (campaign_id, tag, snapshot_at) "
                            "VALUES (?, ?, ?)", (campaign_id, key, stamp))
                 log.info("%s: snapshotted %d recipients (%s)", issue, added,
                          f"tag {tag}" if tag else "everyone subscribed")
             db.execute("UPDATE campaigns SET status = 'sending', paused_reason = '', "
-                       "updated_at = ? WHERE id = ?", (stamp, campaign_id))
+                       "paused_kind = '', updated_at = ? WHERE id = ?", (stamp, campaign_id))
+            # A new run is a new chance for everyone deferred: try them now, not at the backoff.
+            db.execute("UPDATE deliveries SET next_attempt_at = 0 WHERE campaign_id = ? AND "
+                       "status = 'retry'", (campaign_id,))
         return cls(store, campaign_id, issue)
 
     @classmethod
@@ -138,9 +137,23 @@ class Ledger:
         return self.db.execute("SELECT MIN(next_attempt_at) FROM deliveries WHERE campaign_id = ? "
                                "AND status = 'retry'", (self.campaign_id,)).fetchone()[0]
 
-    def sending(self, subscriber_id: int) -> None:
-        """Commit ``sending`` before DATA."""
-        self._set(subscriber_id, "sending")
+    def claim(self, subscriber_id: int) -> str | None:
+        """Commit ``sending`` before DATA if the recipient may still be mailed; else say why not.
+
+        The check and the mark are one write transaction, so an unsubscribe that commits
+        before it stops the message, and one that commits after it finds the message already
+        on its way. A recipient who may no longer be mailed is marked ``skipped``.
+        """
+        with self.store.transaction() as db:
+            row = db.execute("SELECT s.status, p.reason FROM subscribers s LEFT JOIN suppressions "
+                             "p ON p.email_key = s.email_key WHERE s.id = ?",
+                             (subscriber_id,)).fetchone()
+            if row is None or row[0] != "subscribed" or row[1]:
+                reason = f"{(row[1] or row[0]) if row else 'deleted'} since the snapshot"
+                self._set(subscriber_id, "skipped", last_reply=reason)
+                return reason
+            self._set(subscriber_id, "sending")
+        return None
 
     def sent(self, subscriber_id: int, message_id: str, reply: str, at: float,
              attempts: int) -> None:
@@ -170,10 +183,21 @@ class Ledger:
         """Put a recipient back as it was before an attempt the campaign did not finish."""
         self._set(subscriber_id, status if status in ("pending", "retry") else "retry")
 
-    def pause(self, reason: str) -> None:
-        """Mark the campaign paused, with the reason shown on the next run."""
-        self.db.execute("UPDATE campaigns SET status = 'paused', paused_reason = ?, updated_at = ? "
-                        "WHERE id = ?", (reason, now_iso(), self.campaign_id))
+    def pause(self, reason: str, kind: str) -> None:
+        """Mark the campaign paused: ``kind`` says who paused it, ``reason`` what to do."""
+        self.db.execute("UPDATE campaigns SET status = 'paused', paused_reason = ?, "
+                        "paused_kind = ?, updated_at = ? WHERE id = ?",
+                        (reason, kind, now_iso(), self.campaign_id))
+
+    def requeue_failed(self) -> int:
+        """--retry-failed: queue again every failed recipient who is still subscribed and
+        not suppressed (the others stay failed)."""
+        return self.db.execute(
+            "UPDATE deliveries SET status = 'retry', next_attempt_at = 0, updated_at = ? "
+            "WHERE campaign_id = ? AND status = 'failed' AND subscriber_id IN (SELECT s.id "
+            "FROM subscribers s WHERE s.status = 'subscribed' AND NOT EXISTS (SELECT 1 FROM "
+            "suppressions p WHERE p.email_key = s.email_key))",
+            (now_iso(), self.campaign_id)).rowcount
 
     def finish_if_done(self) -> bool:
         """Mark the campaign done when nothing is left to attempt."""
@@ -190,6 +214,13 @@ class Ledger:
         out.update(self.db.execute("SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ? "
                                    "GROUP BY status", (self.campaign_id,)))
         return out
+
+    def last_reply(self, status: str) -> str:
+        """The most recent server reply among recipients in ``status`` ('' when none)."""
+        row = self.db.execute("SELECT last_reply FROM deliveries WHERE campaign_id = ? AND "
+                              "status = ? ORDER BY updated_at DESC, subscriber_id DESC LIMIT 1",
+                              (self.campaign_id, status)).fetchone()
+        return row[0] if row else ""
 
     def addresses(self, status: str) -> list[tuple[str, str]]:
         """(address, last reply) of every recipient in ``status`` (for unknown/failed reports)."""
@@ -259,7 +290,9 @@ class Pacer:
         if self.cap and len(self.window) >= self.cap:
             at = max(at, self.window[0] + 3600.0)
             if at > now:
-                log.info("hourly cap of %d messages reached; waiting %.0f s", self.cap, at - now)
+                until = _dt.datetime.fromtimestamp(at, _dt.UTC).strftime("%H:%M:%S UTC")
+                progress_log.info("hourly cap of %d messages reached; waiting %.0f s, until %s",
+                            self.cap, at - now, until)
         if at > now:
             self.sleep(at - now)
 

@@ -20,7 +20,7 @@ SECRET_ENV = "PRESSROOM_SECRET_KEY"
 PASSWORD_ENV = "PRESSROOM_SMTP_PASSWORD"
 SECURITY = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTH = 32  # bytes
 _LIST_ID_CHARS = set(string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-.")
 
 
@@ -39,7 +39,9 @@ class MailSettings:
     unsubscribe_mailto: str
     view_url: str
     soft_bounce_limit: int = 3
-    max_attempts: int = 5
+    # Transient failures (4xx, lost connections) are retried with a doubling backoff; when no
+    # message has been accepted for retry_window seconds the campaign pauses (nobody fails).
+    retry_window: float = 3600.0
     retry_backoff: float = 30.0
     # fsync the ledger before every DATA: survives a power cut, not only a crash; slower.
     fsync_ledger: bool = False
@@ -155,7 +157,7 @@ def _mail_settings(config: Config) -> MailSettings:
         unsubscribe_mailto=mailto,
         view_url=view_url if view_url.endswith("/") else view_url + "/",
         soft_bounce_limit=f.integer("soft_bounce_limit", False, 3, minimum=1),
-        max_attempts=f.integer("max_attempts", False, 5, minimum=1),
+        retry_window=float(f.number("retry_window", False, 3600.0, minimum=0)),
         retry_backoff=float(f.number("retry_backoff", False, 30.0, minimum=0)),
         fsync_ledger=f.boolean("fsync_ledger", False, False),
     )
@@ -217,10 +219,16 @@ def secret_key() -> bytes:
         raise MailError(f"{SECRET_ENV} is not set; unsubscribe links are signed with it. Set it to "
                         "a long random value (keep it the same between runs), e.g. "
                         "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
-    if len(value) < MIN_SECRET_LENGTH:
-        raise MailError(f"{SECRET_ENV} is too short ({len(value)} characters); use at least "
-                        f"{MIN_SECRET_LENGTH}, ideally 32 or more random characters")
-    return value.encode("utf-8")
+    key = value.encode("utf-8")
+    if len(key) < MIN_SECRET_LENGTH:
+        raise MailError(f"{SECRET_ENV} is too short ({len(key)} bytes); use at least "
+                        f"{MIN_SECRET_LENGTH} random characters, e.g. "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    if len(set(value)) == 1:
+        raise MailError(f"{SECRET_ENV} is one character repeated, which anyone could guess; "
+                        "use a random value, e.g. "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return key
 
 
 def smtp_password(settings: SmtpSettings) -> str | None:

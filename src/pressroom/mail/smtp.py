@@ -25,6 +25,7 @@ RETRY = "retry"          # 4xx or a connection lost before the message was compl
 REJECTED = "rejected"    # 5xx blaming the recipient: failed, and the address is suppressed
 PAUSE = "pause"          # 5xx blaming the sender or the message: stop, suppress nobody
 UNKNOWN = "unknown"      # the message was complete but the reply never came: maybe delivered
+SKIPPED = "skipped"      # on_data refused: the recipient left since the snapshot; nothing sent
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 _EOL = re.compile(rb"\r\n|\r|\n")
@@ -182,9 +183,13 @@ class SmtpTransport:
                 self._drop()
         return outcome
 
-    def send(self, sender: str, recipient: str, data: bytes, on_data: Callable[[], None],
-             label: str = "") -> Outcome:
-        """Deliver one message to one recipient; ``on_data`` runs just before DATA is sent."""
+    def send(self, sender: str, recipient: str, data: bytes,
+             on_data: Callable[[], str | None], label: str = "") -> Outcome:
+        """Deliver one message to one recipient.
+
+        ``on_data`` runs just before DATA; when it returns a reason, the transaction is reset
+        and nothing is sent (Outcome SKIPPED with that reason).
+        """
         for fresh in (self.conn is None, True):
             conn = self.conn if self.conn is not None else self.connect()
             try:
@@ -200,7 +205,9 @@ class SmtpTransport:
             code, resp = conn.rcpt(recipient)
             if code not in (250, 251):
                 return self._abort(classify(code, resp, "RCPT"))
-            on_data()
+            refused = on_data()
+            if refused is not None:
+                return self._abort(Outcome(SKIPPED, refused))
             code, resp = conn.docmd("DATA")
             if code != 354:
                 return self._abort(classify(code, resp, "DATA"))
@@ -240,10 +247,12 @@ class OutboxTransport:
     def close(self) -> None:
         """Nothing to close."""
 
-    def send(self, sender: str, recipient: str, data: bytes, on_data: Callable[[], None],
-             label: str = "") -> Outcome:
+    def send(self, sender: str, recipient: str, data: bytes,
+             on_data: Callable[[], str | None], label: str = "") -> Outcome:
         """Write one message atomically (a crash leaves the whole file or none)."""
-        on_data()
+        refused = on_data()
+        if refused is not None:
+            return Outcome(SKIPPED, refused)
         path = self.folder / f"{label or 'message'}.eml"
         write_atomic(path, data)
         return Outcome(SENT, f"written to {path}")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from pressroom.errors import MailError
-from pressroom.mail.addresses import address_key, check_header, normalise_address
+from pressroom.mail.addresses import address_key, check_text, normalise_address
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 3: was the web's rate_hits table; the web package now creates its own tables
     # (pressroom.web.guard.migrate). Stores already at 3 keep the table, which it reuses.
     (),
+    (  # 4: why a campaign paused, distinct failed deliveries per address, the notice outbox
+        # paused_kind says who paused it: 'transient' (the server kept deferring), 'message'
+        # (a 5xx blaming the content or sender) or another module's breaker; paused_reason
+        # (schema 2) holds the sentence shown to the user.
+        "ALTER TABLE campaigns ADD COLUMN paused_kind TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE failed_deliveries (
+            email_key TEXT NOT NULL,
+            delivery TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (email_key, delivery)) WITHOUT ROWID""",
+        """CREATE TABLE notices (
+            id INTEGER PRIMARY KEY,
+            recipient TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            data BLOB NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            last_reply TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        "CREATE INDEX notices_due ON notices (status, next_attempt_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -253,8 +278,8 @@ class Store:
                consent_at: str | None = None) -> int:
         """Insert a new subscriber (inside the caller's transaction); return its id."""
         email = normalise_address(email)
-        check_header("first name", first_name)
-        check_header("last name", last_name)
+        check_text("first name", first_name)
+        check_text("last name", last_name)
         if status not in STATUSES:
             raise MailError(f"unknown subscriber status {status!r}; use one of "
                             f"{', '.join(STATUSES)}")
@@ -275,7 +300,7 @@ class Store:
         """Add tags (case-insensitively unique); return how many were new."""
         added = 0
         for tag in tags:
-            check_header("tag", tag)
+            check_text("tag", tag)
             cur = self.db.execute("INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) "
                                   "VALUES (?, ?)", (subscriber_id, tag.strip()))
             added += cur.rowcount
@@ -283,8 +308,8 @@ class Store:
 
     def update_names(self, subscriber_id: int, first_name: str, last_name: str) -> bool:
         """Set the names when they differ; return whether anything changed."""
-        check_header("first name", first_name)
-        check_header("last name", last_name)
+        check_text("first name", first_name)
+        check_text("last name", last_name)
         cur = self.db.execute(
             "UPDATE subscribers SET first_name = ?, last_name = ?, updated_at = ? "
             "WHERE id = ? AND (first_name != ? OR last_name != ?)",
@@ -305,9 +330,12 @@ class Store:
                         (key, reason, source, detail, now_iso()))
         status = "unsubscribed" if reason == "unsubscribed" else (
             "complained" if reason == "complained" else "bounced")
+        if status == "complained":  # a complaint outranks an earlier reason: keep it on record
+            self.db.execute("UPDATE suppressions SET reason = ?, source = ?, detail = ? "
+                            "WHERE email_key = ?", (reason, source, detail, key))
         row = self.db.execute("SELECT id, status FROM subscribers WHERE email_key = ?",
                               (key,)).fetchone()
-        if row and row[1] not in SUPPRESSING:
+        if row and (row[1] not in SUPPRESSING or status == "complained" != row[1]):
             self.set_status(row[0], status, source, detail or reason)
         elif not row:
             self.event("suppressed", source, None, email, f"{reason}: {detail}".rstrip(": "))
@@ -334,6 +362,134 @@ class Store:
         """Suppressed addresses per reason."""
         return dict(self.db.execute("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason "
                                     "ORDER BY reason"))
+
+
+    # -- audience, bounces, confirmations, stats -----------------------------------------------
+
+    def audience(self, tag: str | None, after: int = 0,
+                 limit: int = BATCH) -> list[tuple[int, str, str, str]]:
+        """(id, email, first name, last name) of who gets an issue now, in id order after ``after``.
+
+        The dry run reads this; the campaign snapshot inserts the same rows (``audience_clause``).
+        """
+        clause, args = audience_clause(tag)
+        return self.db.execute(f"SELECT s.id, s.email, s.first_name, s.last_name {clause} "
+                               f"AND s.id > ? ORDER BY s.id LIMIT {int(limit)}",
+                               (*args, after)).fetchall()
+
+    def first_report(self, report_id: str, source: str) -> bool:
+        """Record a bounce or feedback report as processed; False when it was seen before."""
+        return self.db.execute("INSERT OR IGNORE INTO bounce_reports (report_id, source, "
+                               "processed_at) VALUES (?, ?, ?)",
+                               (report_id, source, now_iso())).rowcount > 0
+
+    def failed_delivery(self, email: str, delivery: str, kind: str, status: str) -> bool:
+        """Record one failed delivery to ``email``; False when this delivery was counted before."""
+        return self.db.execute("INSERT OR IGNORE INTO failed_deliveries (email_key, delivery, "
+                               "kind, status, at) VALUES (?, ?, ?, ?, ?)",
+                               (address_key(email), delivery, kind, status, now_iso())).rowcount > 0
+
+    def add_soft_bounce(self, subscriber_id: int, source: str, detail: str) -> int:
+        """Count one more soft bounce for a subscriber; return the new count."""
+        self.db.execute("UPDATE subscribers SET soft_bounces = soft_bounces + 1, updated_at = ? "
+                        "WHERE id = ?", (now_iso(), subscriber_id))
+        self.event("soft_bounce", source, subscriber_id, "", detail)
+        return self.db.execute("SELECT soft_bounces FROM subscribers WHERE id = ?",
+                               (subscriber_id,)).fetchone()[0]
+
+    def recipient_of(self, message_id: str) -> str | None:
+        """The address a campaign message with this Message-ID went to (for feedback reports)."""
+        row = self.db.execute("SELECT s.email FROM deliveries d JOIN subscribers s ON "
+                              "s.id = d.subscriber_id WHERE d.message_id = ? LIMIT 1",
+                              (message_id,)).fetchone()
+        return row[0] if row else None
+
+    def confirm(self, subscriber_id: int, source: str) -> None:
+        """A pending subscriber confirmed by email: subscribed, consent recorded, unsuppressed."""
+        stamp = now_iso()
+        self.db.execute("UPDATE subscribers SET status = 'subscribed', consent_source = ?, "
+                        "consent_at = ?, updated_at = ? WHERE id = ?",
+                        (source, stamp, stamp, subscriber_id))
+        self.db.execute("DELETE FROM suppressions WHERE email_key = (SELECT email_key FROM "
+                        "subscribers WHERE id = ?)", (subscriber_id,))
+        self.event("confirmed", source, subscriber_id)
+
+    def suppressions(self) -> Iterator[tuple[str, str, str, str, str]]:
+        """Every suppression as (address key, reason, source, detail, created at), by key."""
+        last = ""
+        while rows := self.db.execute(
+                "SELECT email_key, reason, source, detail, created_at FROM suppressions "
+                f"WHERE email_key > ? ORDER BY email_key LIMIT {BATCH}", (last,)).fetchall():
+            yield from rows
+            last = rows[-1][0]
+
+    def campaign_counts(self) -> list[tuple[str, str, dict[str, int]]]:
+        """(issue, campaign status, deliveries per state) for every campaign, oldest first."""
+        out = []
+        for cid, issue, status in self.db.execute(
+                "SELECT id, issue, status FROM campaigns ORDER BY id").fetchall():
+            counts = dict(self.db.execute(
+                "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ? "
+                "GROUP BY status ORDER BY status", (cid,)))
+            out.append((issue, status, counts))
+        return out
+
+    # -- the notice outbox (confirmation and "already subscribed" emails) -----------------------
+
+    def enqueue_notice(self, recipient: str, message_id: str, data: bytes) -> int:
+        """Queue one built message for the outbox sender; return its row id."""
+        stamp = now_iso()
+        cur = self.db.execute(
+            "INSERT INTO notices (recipient, message_id, data, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'queued', ?, ?)", (recipient, message_id, data, stamp, stamp))
+        return int(cur.lastrowid or 0)
+
+    def claim_notice(self, now: float, lease: float) -> tuple[int, str, bytes, int] | None:
+        """Take the oldest due notice for sending: (id, recipient, data, attempts), or None.
+
+        A claimed row is ``sending`` until ``now + lease``; after that another sender may take
+        it (its sender died), so two senders never send one notice at the same time.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT id, recipient, data, attempts FROM notices WHERE status IN "
+                             "('queued', 'sending') AND next_attempt_at <= ? ORDER BY id LIMIT 1",
+                             (now,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE notices SET status = 'sending', next_attempt_at = ?, "
+                           "updated_at = ? WHERE id = ?", (now + lease, now_iso(), row[0]))
+        return row
+
+    def finish_notice(self, notice_id: int, status: str, reply: str, attempts: int,
+                      next_attempt_at: float = 0) -> None:
+        """Record an attempt: ``sent``, ``failed``, or ``queued`` again for ``next_attempt_at``."""
+        self.db.execute("UPDATE notices SET status = ?, last_reply = ?, attempts = ?, "
+                        "next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                        (status, reply, attempts, next_attempt_at, now_iso(), notice_id))
+
+    def notice_counts(self) -> dict[str, int]:
+        """Notices per status (queued, sending, sent, failed)."""
+        out = dict.fromkeys(("queued", "sending", "sent", "failed"), 0)
+        out.update(self.db.execute("SELECT status, COUNT(*) FROM notices GROUP BY status"))
+        return out
+
+    def next_notice_at(self) -> float | None:
+        """When the earliest unsent notice becomes due (None when none waits)."""
+        return self.db.execute("SELECT MIN(next_attempt_at) FROM notices WHERE status IN "
+                               "('queued', 'sending')").fetchone()[0]
+
+
+def audience_clause(tag: str | None) -> tuple[str, tuple[str, ...]]:
+    """The one definition of "who gets this issue": FROM/WHERE over subscribers ``s``, and args.
+
+    Subscribed, not on the suppression list, and (with a tag) tagged so, compared
+    case-insensitively. The dry run and the campaign snapshot both use it.
+    """
+    clause = ("FROM subscribers s WHERE s.status = 'subscribed' AND NOT EXISTS "
+              "(SELECT 1 FROM suppressions p WHERE p.email_key = s.email_key)")
+    if not tag:
+        return clause, ()
+    return (clause + " AND EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id "
+            "AND t.tag = ?)", (tag,))
 
 
 def open_store(path: Path, fsync: bool = False) -> Store:

@@ -13,14 +13,17 @@ from pressroom.config import Config
 from pressroom.errors import MailError
 from pressroom.mail.addresses import address_key, normalise_address
 from pressroom.mail.settings import mail_settings
-from pressroom.mail.store import STATUSES, SUPPRESSING, Store, Subscriber, now_iso, open_store
+from pressroom.mail.store import STATUSES, SUPPRESSING, Store, Subscriber, open_store
 from pressroom.mail.tokens import CONFIRM, UNSUBSCRIBE, TokenError, verify_token
 from pressroom.output import write_atomic
 
 log = logging.getLogger(__name__)
 
 EXPORT_COLUMNS = ("email", "first_name", "last_name", "tags", "status", "consent_source",
-                  "consent_at", "created_at", "updated_at")
+                  "consent_at", "created_at", "updated_at", "suppression_reason",
+                  "suppression_source", "suppressed_at")
+# OWASP CSV injection: a cell starting with one of these is read as a formula by spreadsheets.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def add_subscriber(config: Config, email: str, *, first_name: str = "", last_name: str = "",
@@ -82,13 +85,10 @@ def confirm_subscriber(store: Store, token: str, source: str = "double-opt-in") 
         raise TokenError()
     if subscriber.status == "pending":
         with store.transaction():
-            store.db.execute("UPDATE subscribers SET status = 'subscribed', consent_source = ?, "
-                             "consent_at = ?, updated_at = ? WHERE id = ?",
-                             (source, now_iso(), now_iso(), subscriber.id))
-            store.db.execute("DELETE FROM suppressions WHERE email_key = ?",
-                             (address_key(subscriber.email),))
-            store.event("confirmed", source, subscriber.id)
-    return _reload(store, subscriber.id)
+            store.confirm(subscriber.id, source)
+    confirmed = store.get(subscriber.id)
+    assert confirmed is not None  # confirming never deletes the row
+    return confirmed
 
 
 def unsubscribe(config: Config, email: str | None = None, token: str | None = None,
@@ -117,21 +117,37 @@ def unsubscribe(config: Config, email: str | None = None, token: str | None = No
         return _unsubscribe(store, subscriber, source), subscriber.email
 
 
+def neutralise(value: str) -> str:
+    """A CSV cell a spreadsheet will not run: ``'`` before a formula prefix (OWASP)."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
 def export_lines(config: Config) -> Iterator[str]:
-    """Yield the subscriber CSV (header first), one line at a time."""
+    """Yield the subscriber CSV (header first), one line at a time.
+
+    Every subscriber with status and consent, then every suppressed address that is not a
+    subscriber (status ``suppressed``): importing the file into a new store keeps every
+    opt-out. Cells that a spreadsheet would read as a formula are prefixed with ``'``.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
 
     def line(values: tuple) -> str:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(values)
+        writer.writerow([neutralise(v) for v in values])
         return buffer.getvalue()
 
     yield line(EXPORT_COLUMNS)
-    for s in list_subscribers(config):
-        yield line((s.email, s.first_name, s.last_name, ";".join(s.tags), s.status,
-                    s.consent_source, s.consent_at, s.created_at, s.updated_at))
+    with open_store(mail_settings(config).store) as store:
+        suppressed = {key: rest for key, *rest in store.suppressions()}
+        for s in store.iter_subscribers():
+            reason, source, _detail, at = suppressed.pop(address_key(s.email), ("", "", "", ""))
+            yield line((s.email, s.first_name, s.last_name, ";".join(s.tags), s.status,
+                        s.consent_source, s.consent_at, s.created_at, s.updated_at,
+                        reason, source, at))
+        for key, (reason, source, _detail, at) in sorted(suppressed.items()):
+            yield line((key, "", "", "", "suppressed", "", "", "", "", reason, source, at))
 
 
 def export_subscribers(config: Config, path: Path | str) -> int:
@@ -164,11 +180,6 @@ def subscriber_stats(config: Config) -> Stats:
     """Subscribers per status, suppressions per reason and each campaign's delivery counts."""
     path = mail_settings(config).store
     with open_store(path) as store:
-        campaigns = []
-        for cid, issue, status in store.db.execute(
-                "SELECT id, issue, status FROM campaigns ORDER BY id").fetchall():
-            counts = dict(store.db.execute(
-                "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ? "
-                "GROUP BY status ORDER BY status", (cid,)))
-            campaigns.append(CampaignStats(issue, status, counts))
-        return Stats(path, store.counts(), store.suppression_counts(), tuple(campaigns))
+        campaigns = tuple(CampaignStats(issue, status, counts)
+                          for issue, status, counts in store.campaign_counts())
+        return Stats(path, store.counts(), store.suppression_counts(), campaigns)

@@ -13,6 +13,7 @@ from flask import Flask
 from pressroom.config import Config, load_config
 from pressroom.errors import MailError
 from pressroom.mail.settings import mail_settings, secret_key, smtp_settings
+from pressroom.mail.outbox import start_notice_sender
 from pressroom.theme import load_theme
 from pressroom.web.guard import DEFAULT_LIMITS, FormSigner, Limit, RateLimiter, migrate
 from pressroom.web.service import EXTENSION, Service
@@ -47,6 +48,7 @@ def create_app(config: Config, *, base_url: str | None = None, proxies: int = 0,
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     app.extensions[EXTENSION] = service
     app.register_blueprint(bp)
+    start_notice_sender(config)  # send what an earlier process left in the outbox
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

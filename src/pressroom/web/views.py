@@ -9,12 +9,12 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, redirect, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from pressroom import outputs
 from pressroom.errors import MailError
-from pressroom.mail.addresses import address_key, normalise_address
-from pressroom.mail.campaign import send_transactional
+from pressroom.mail.addresses import has_control, normalise_address, signup_key
+from pressroom.mail.outbox import enqueue_notice
 from pressroom.mail.store import Store
 from pressroom.mail.subscribers import confirm_subscriber, unsubscribe_by_token
 from pressroom.mail.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, verify_token
@@ -50,6 +50,8 @@ def _form() -> dict[str, str]:
     """The posted form, or nothing when the body is not a form (one-click senders vary)."""
     try:
         return {k: v for k, v in request.form.items()}
+    except RequestEntityTooLarge:
+        raise  # 413, through the error handler
     except HTTPException:
         return {}
 
@@ -62,7 +64,7 @@ def _validate(form: dict[str, str]) -> tuple[dict[str, str], dict[str, str], str
               "consent": "yes" if form.get("consent") else ""}
     errors: dict[str, str] = {}
     email = ""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in form.get("first_name", "")):
+    if has_control(form.get("first_name", "")):
         errors["first_name"] = "control"
     elif len(form.get("first_name", "").strip()) > MAX_NAME:
         errors["first_name"] = "long"
@@ -115,8 +117,8 @@ def _send_notice(svc: Service, sid: int, email: str, first_name: str, kind: str)
                    link=link, after=words["after"])
     html = svc.theme.render("site/email/notice.html", cfg=cfg, **context)
     text = svc.theme.render("site/email/notice.txt", cfg=cfg, **context)
-    send_transactional(cfg, email, words["subject"], html, text)
-    log.info("sign-up: %s email sent to subscriber %d", kind, sid)
+    enqueue_notice(cfg, email, words["subject"], html, text)  # the outbox sends it: never wait
+    log.info("sign-up: %s email queued for subscriber %d", kind, sid)
 
 
 def _too_many(svc: Service) -> Response:
@@ -143,7 +145,7 @@ def subscribe() -> Response:
             words = svc.copy("form-errors")["field_errors"]
             errors = {name: words[f"{name}:{code}"] for name, code in codes.items()}
             return svc.layout(400, "site/subscribe.html", values=values, errors=errors)
-        if not svc.limiter.take(store, "address", address_key(email)):
+        if not svc.limiter.take(store, "address", signup_key(email)):
             return _too_many(svc)
         sid, kind, first_name = _register(store, email, values["first_name"])
     try:
