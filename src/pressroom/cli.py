@@ -57,8 +57,8 @@ class LazyGroup(click.Group):
     so `pressroom build` does not load the sending stack or the web server."""
 
     lazy = {"subscribers": "pressroom.mail.cli", "send": "pressroom.mail.cli",
-            "bounces": "pressroom.mail.cli", "preview": "pressroom.preview",
-            "serve": "pressroom.web_cli"}
+            "bounces": "pressroom.mail.cli", "doctor": "pressroom.mail.cli",
+            "preview": "pressroom.preview", "serve": "pressroom.web_cli"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})

@@ -23,7 +23,8 @@ from pressroom.mail.campaign import send_transactional
 from pressroom.mail.settings import MailSettings, mail_settings, secret_key, smtp_settings
 from pressroom.mail.store import Store, open_store
 from pressroom.mail.subscribers import confirm_subscriber, unsubscribe_by_token
-from pressroom.mail.tokens import CONFIRM, UNSUBSCRIBE, TokenError, make_token, verify_token
+from pressroom.mail.tokens import (CONFIRM, NOBODY, UNSUBSCRIBE, TokenError, make_token,
+                                  verify_token)
 from pressroom.render.site import download_names, page_context
 from pressroom.theme import Theme, load_theme
 from pressroom.webguard import DEFAULT_LIMITS, FormSigner, Limit, RateLimiter, same_origin
@@ -355,6 +356,9 @@ def _routes(app: Flask, service: Service) -> None:
                   f"{SOURCE}:unsubscribe-post")
         with service.store() as store:
             try:
+                if verify_token(token, UNSUBSCRIBE) == NOBODY:  # a test copy or `doctor`'s probe
+                    return service.page(200, title="Nothing to unsubscribe", paragraphs=[
+                        "This link came from a test copy; no address is subscribed with it."])
                 subscriber = unsubscribe_by_token(store, token, source)
             except TokenError:
                 return service.bad_link()

@@ -14,6 +14,7 @@ from pressroom.config import Config
 from pressroom.errors import MailError
 from pressroom.mail import smtp as outcomes
 from pressroom.mail.addresses import normalise_address
+from pressroom.mail.breaker import Breaker
 from pressroom.mail.ledger import Due, Ledger, Pacer, send_lock
 from pressroom.mail.message import (Built, MessageTemplate, Outgoing, build_message, check_dkim,
                                     load_built)
@@ -86,14 +87,14 @@ def _destination(settings: MailSettings, smtp: SmtpSettings | None, folder: str)
 def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                   test_to: str | None = None, dry_run: bool = False, resend_unknown: bool = False,
                   rate: float | None = None, progress: Progress | None = None,
-                  clock: Callable[[], float] = time.time,
+                  resume: bool = False, clock: Callable[[], float] = time.time,
                   sleep: Callable[[float], None] = time.sleep) -> SendResult:
     """Send newsletter ``issue`` (a built slug) to its audience, resuming any earlier run.
 
     ``test_to`` sends one "[TEST]" copy outside the ledger; ``dry_run`` renders every message
     and sends nothing; ``resend_unknown`` re-queues recipients whose delivery is unknown; ``rate``
     (messages/second) overrides smtp.rate. ``progress(done, total)`` is called as recipients
-    finish. ``clock``/``sleep`` exist for tests and benchmarks. Example:
+    finish; ``resume`` is needed to restart a campaign its circuit-breaker paused. ``clock``/``sleep`` exist for tests and benchmarks. Example:
     ``send_campaign(load_config("."), "01-welcome", tag="vip")``.
     """
     settings, smtp = mail_settings(config), smtp_settings(config)
@@ -114,7 +115,9 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                             _destination(settings, smtp, issue))
         transport = open_transport(settings, smtp, issue)  # checks the password before locking
         with send_lock(store, issue):
+            breaker = Breaker.before_open(store, issue, settings, resume)
             ledger = Ledger.open(store, issue, built.subject, tag)
+            breaker.attach(ledger.campaign_id)
             stale = ledger.stale_to_unknown()
             if stale:
                 log.warning("%s: %d recipient(s) were being sent when a previous run stopped; "
@@ -126,7 +129,7 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                           smtp.hourly_cap if smtp else None, clock, sleep)
             with transport:
                 _Run(store, ledger, transport, renderer, pacer, settings, result, progress,
-                     clock, sleep).run()
+                     clock, sleep, breaker).run()
             ledger.finish_if_done()
             result.counts = ledger.counts()
             result.unknown = ledger.addresses("unknown")
@@ -140,10 +143,11 @@ class _Run:
     def __init__(self, store: Store, ledger: Ledger, transport: Transport, renderer: Renderer,
                  pacer: Pacer, settings: MailSettings, result: SendResult,
                  progress: Progress | None, clock: Callable[[], float],
-                 sleep: Callable[[float], None]) -> None:
+                 sleep: Callable[[float], None], breaker: Breaker | None = None) -> None:
         self.store, self.ledger, self.transport, self.renderer = store, ledger, transport, renderer
         self.pacer, self.settings, self.result = pacer, settings, result
         self.progress, self.clock, self.sleep = progress, clock, sleep
+        self.breaker = breaker
         counts = ledger.counts()
         self.total, self.done = counts["pending"] + counts["retry"], 0
 
@@ -243,6 +247,10 @@ class _Run:
                        f"then run `pressroom send {ledger.issue}` again to resume")
             return False
         self.advance()
+        reason = self.breaker.check(kind == outcomes.REJECTED) if self.breaker else None
+        if reason:  # the circuit-breaker: too many hard bounces or complaints lately
+            self.pause(reason)
+            return False
         return True
 
     def deliver(self, row: Due, message: Outgoing) -> outcomes.Outcome | None:
