@@ -8,13 +8,14 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 from dnstest import LocalDns, txt
-from mailtest import Recorder, config_of, make_project, smtp_section
+from mailtest import Recorder, add_subscribers, config_of, make_project, smtp_section
 
 from pressroom.mail.cli import doctor, send
 from pressroom.mail.dkimcheck import public_record
 from pressroom.mail.doctor import run_doctor
 from pressroom.web import create_app
 from projects import smtp_sink
+from sitetest import LiveServer
 
 DOMAIN = "juvenology.co.uk"
 SPF = "v=spf1 mx include:_spf.relay.test -all"
@@ -38,9 +39,26 @@ def tls_relay(tmp_path_factory):
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    with smtp_sink(Recorder(), tls_context=context, require_starttls=True) as controller:
-        controller.cert = cert
+    recorder = Recorder()
+    with smtp_sink(recorder, tls_context=context, require_starttls=True) as controller:
+        controller.cert, controller.key, controller.recorder = cert, key, recorder
         yield controller
+
+
+@pytest.fixture(scope="module")
+def https_live(tls_relay):
+    """The subscription service over HTTPS on 127.0.0.1 (the relay's certificate), so `send`
+    probes the configured unsubscribe URL itself."""
+    server = LiveServer()
+    server.server.socket = ssl_wrap(server.server.socket, tls_relay.cert, tls_relay.key)
+    yield server
+    server.close()
+
+
+def ssl_wrap(sock, cert, key):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context.wrap_socket(sock, server_side=True)
 
 
 def zone(dkim_record: str, spf: tuple[str, ...] = (SPF,), dmarc: tuple[str, ...] = (DMARC,),
@@ -260,3 +278,51 @@ def test_cli_prints_each_check_and_exits_1_on_failure(good, dns, live, dkim_key)
     assert f"FAIL DMARC: no DMARC record at _dmarc.{DOMAIN}\n" in result.output
     assert f"PASS SPF: {DOMAIN} authorises the relay" in result.output
     assert result.output.endswith("8 passed, 0 warnings, 1 failed\n")
+
+
+@pytest.fixture
+def send_project(dns, dkim_key, tls_relay, https_live, tmp_path, monkeypatch):
+    """A project whose configured unsubscribe URL is the HTTPS service above, with 3 readers."""
+    key_file, record = dkim_key
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_relay.cert))
+    tls_relay.recorder.reset()
+    project = make_project(
+        tmp_path, {"host": "127.0.0.1", "port": tls_relay.port, "timeout": 5, "dkim": {
+            "domain": DOMAIN, "selector": "news", "key_file": str(key_file)}},
+        {"unsubscribe_url": f"https://127.0.0.1:{https_live.server.server_port}/unsubscribe"})
+    https_live.app = create_app(config_of(project))
+    add_subscribers(project, 3)
+    return project
+
+
+def test_send_runs_the_doctor_first_and_stops_on_a_failure(send_project, dns, dkim_key,
+                                                           tls_relay):
+    dns.zone.load(zone(dkim_key[1].decode(), spf=()))
+
+    refused = CliRunner().invoke(send, ["01-welcome", "--project", str(send_project),
+                                        "--nameserver", dns.nameserver])
+
+    assert refused.exit_code == 1
+    assert f'FAIL SPF: no SPF record (TXT "v=spf1 ...") at {DOMAIN}\n' in refused.output
+    assert "PASS" not in refused.output  # only the problems are shown before a send
+    assert refused.output.endswith(
+        "Error: deliverability checks failed (8 passed, 0 warnings, 1 failed); fix the findings "
+        "above (`pressroom doctor` shows them all), or send anyway with --skip-doctor\n")
+    assert tls_relay.recorder.count() == 0
+
+    skipped = CliRunner().invoke(send, ["01-welcome", "--project", str(send_project),
+                                        "--skip-doctor"])
+    assert skipped.exit_code == 0, skipped.output
+    assert skipped.output.endswith("deliverability checks: skipped (--skip-doctor)\n")
+    assert tls_relay.recorder.count() == 3
+
+
+def test_send_with_a_healthy_setup_reports_the_checks(send_project, dns, dkim_key, tls_relay):
+    dns.zone.load(zone(dkim_key[1].decode()))
+
+    run = CliRunner().invoke(send, ["01-welcome", "--project", str(send_project),
+                                    "--nameserver", dns.nameserver])
+
+    assert run.exit_code == 0, run.output
+    assert run.output.endswith("deliverability checks: 9 passed, 0 warnings, 0 failed\n")
+    assert tls_relay.recorder.count() == 3

@@ -172,7 +172,8 @@ def stats_command(config: Config) -> None:
                                  or "none"))
     for c in stats.campaigns:
         counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
-        click.echo(f"campaign {c.issue} ({c.status}): {counts or 'no recipients'}")
+        status = f"paused: {c.paused_reason}" if c.paused_reason else c.status
+        click.echo(f"campaign {c.issue} ({status}): {counts or 'no recipients'}")
 
 
 def _summary(result: "SendResult") -> None:

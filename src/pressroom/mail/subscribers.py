@@ -140,6 +140,7 @@ class CampaignStats:
     issue: str
     status: str
     counts: dict[str, int]
+    paused_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,11 @@ def subscriber_stats(config: Config) -> Stats:
     path = mail_settings(config).store
     with open_store(path) as store:
         campaigns = []
-        for cid, issue, status in store.db.execute(
-                "SELECT id, issue, status FROM campaigns ORDER BY id").fetchall():
+        for cid, issue, status, reason in store.db.execute(
+                "SELECT id, issue, status, paused_reason FROM campaigns ORDER BY id").fetchall():
             counts = dict(store.db.execute(
                 "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ? "
                 "GROUP BY status ORDER BY status", (cid,)))
-            campaigns.append(CampaignStats(issue, status, counts))
+            campaigns.append(CampaignStats(issue, status, counts,
+                                           reason if status == "paused" else ""))
         return Stats(path, store.counts(), store.suppression_counts(), tuple(campaigns))
