@@ -9,13 +9,13 @@ import pytest
 from click.testing import CliRunner
 from dnstest import LocalDns, txt
 from mailtest import Recorder, add_subscribers, config_of, make_project, smtp_section
+from projects import smtp_sink
+from sitetest import LiveServer
 
 from pressroom.mail.cli import doctor, send
 from pressroom.mail.dkimcheck import public_record
 from pressroom.mail.doctor import run_doctor
 from pressroom.web import create_app
-from projects import smtp_sink
-from sitetest import LiveServer
 
 DOMAIN = "juvenology.co.uk"
 SPF = "v=spf1 mx include:_spf.relay.test -all"
@@ -283,7 +283,7 @@ def test_cli_prints_each_check_and_exits_1_on_failure(good, dns, live, dkim_key)
 @pytest.fixture
 def send_project(dns, dkim_key, tls_relay, https_live, tmp_path, monkeypatch):
     """A project whose configured unsubscribe URL is the HTTPS service above, with 3 readers."""
-    key_file, record = dkim_key
+    key_file = dkim_key[0]
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_relay.cert))
     tls_relay.recorder.reset()
     project = make_project(

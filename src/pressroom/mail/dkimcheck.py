@@ -87,7 +87,7 @@ def _sign_and_verify(lookup: Lookup, settings: DkimSettings, sender: str, name: 
     from pressroom.mail.message import sign  # the same signer the campaign uses
 
     probe = (f"From: {sender}\r\nTo: {sender}\r\nSubject: pressroom doctor DKIM probe\r\n\r\n"
-             "probe\r\n").encode("utf-8")
+             "probe\r\n").encode()
     try:
         signed = sign(probe, settings)
     except MailError as exc:

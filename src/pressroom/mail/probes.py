@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit, urlunsplit
