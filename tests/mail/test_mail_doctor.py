@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
-from dnstest import LocalDns, txt
+from dnstest import txt
 from mailtest import Recorder, add_subscribers, config_of, make_project, smtp_section
 from projects import smtp_sink
 from sitetest import LiveServer
@@ -20,13 +20,6 @@ from pressroom.web import create_app
 DOMAIN = "juvenology.co.uk"
 SPF = "v=spf1 mx include:_spf.relay.test -all"
 DMARC = f"v=DMARC1; p=quarantine; rua=mailto:dmarc@{DOMAIN}"
-
-
-@pytest.fixture(scope="module")
-def dns():
-    server = LocalDns()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

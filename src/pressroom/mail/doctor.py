@@ -87,7 +87,11 @@ def spf_check(lookup: Lookup, domain: str, relay: SmtpSettings | None) -> Check:
         return Check("SPF", FAIL, f"the relay {relay.host} has no A/AAAA record", (record,),
                      fix="check smtp.host")
     notes: list[str] = []
-    verdicts = {a: spf.check_host(lookup, a, domain, notes) for a in addresses}
+    try:
+        verdicts = {a: spf.check_host(lookup, a, domain, notes) for a in addresses}
+    except spf.SpfError as exc:
+        return Check("SPF", FAIL, f"the SPF record of {domain} does not evaluate: {exc}",
+                     (record,), fix="fix or remove that term")
     failing = [a for a, v in verdicts.items() if v != "pass"]
     if not failing:
         return Check("SPF", PASS, f"{domain} authorises the relay {relay.host} "

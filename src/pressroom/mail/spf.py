@@ -72,6 +72,13 @@ def parse(record: str) -> list[Term]:
             c4, c6 = None, c4
         if (c4 is not None and c4 > 32) or (c6 is not None and c6 > 128):
             raise SpfError(f"{text!r} has an impossible prefix length")
+        if name in ("ip4", "ip6"):
+            try:
+                ip = ipaddress.ip_address(value)
+            except ValueError:
+                raise SpfError(f"{text!r} is not an IP address") from None
+            if ip.version != int(name[2]):
+                raise SpfError(f"{text!r} is not an IPv{name[2]} address")
         terms.append(Term(text, name, QUALIFIERS[m.group(1) or "+"], value, c4, c6))
     return terms
 
@@ -153,10 +160,7 @@ def check_host(lookup: Lookup, address: str, domain: str, notes: list[str] | Non
         if term.name == "all":
             matched = True
         elif term.name in ("ip4", "ip6"):
-            try:
-                matched = _in_any(ip, [term.value], term)
-            except ValueError:
-                raise SpfError(f"{term.text!r} is not an IP network") from None
+            matched = _in_any(ip, [term.value], term)
         elif term.name == "a":
             matched = _in_any(ip, lookup.addresses(target, (family,)), term)
         elif term.name == "mx":
