@@ -14,12 +14,14 @@ class SwappableZone(BaseResolver):
     def __init__(self) -> None:
         self.records: list[RR] = []
         self.queries: list[str] = []
+        self.servfail: set[str] = set()  # names answered with SERVFAIL (a broken server)
         self.lock = threading.Lock()
 
-    def load(self, zone: str) -> None:
+    def load(self, zone: str, servfail: tuple[str, ...] = ()) -> None:
         with self.lock:
             self.records = list(RR.fromZone(zone))
             self.queries.clear()
+            self.servfail = set(servfail)
 
     def resolve(self, request, handler):
         reply = request.reply()
@@ -27,6 +29,9 @@ class SwappableZone(BaseResolver):
         with self.lock:
             self.queries.append(f"{qname} {qtype}")
             named = [rr for rr in self.records if rr.rname == qname]
+            if str(qname) in self.servfail:
+                reply.header.rcode = RCODE.SERVFAIL
+                return reply
         for rr in named:
             if rr.rtype == qtype:
                 reply.add_answer(rr)

@@ -319,3 +319,26 @@ def test_send_with_a_healthy_setup_reports_the_checks(send_project, dns, dkim_ke
     assert run.exit_code == 0, run.output
     assert run.output.endswith("deliverability checks: 9 passed, 0 warnings, 0 failed\n")
     assert tls_relay.recorder.count() == 3
+
+
+def test_a_dns_server_failure_fails_that_check_without_a_traceback(good, dns, live, dkim_key):
+    dns.zone.load(zone(dkim_key[1].decode()), servfail=(f"_dmarc.{DOMAIN}.",))
+
+    report = run(good, dns, live, offline=True)
+
+    check = by_name(report)["DMARC"]
+    assert check.status == "fail"
+    assert check.message.startswith(f"could not look up TXT _dmarc.{DOMAIN}: ")
+    assert check.fix == "check the nameserver and try again"
+    assert [c.name for c in report.failed] == ["DMARC"]
+
+
+def test_cli_strict_exits_2_on_warnings(good, dns, live, dkim_key):
+    dns.zone.load(zone(dkim_key[1].decode(), dmarc=("v=DMARC1; p=none",)))
+    args = ["--project", str(good), "--nameserver", dns.nameserver, "--base-url", live.url]
+
+    lenient = CliRunner().invoke(doctor, args)
+    strict = CliRunner().invoke(doctor, [*args, "--strict"])
+
+    assert (lenient.exit_code, strict.exit_code) == (0, 2)
+    assert strict.output.endswith("8 passed, 1 warnings, 0 failed\n")
