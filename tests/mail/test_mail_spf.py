@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from dnstest import txt
 
 from pressroom.mail import spf
-from pressroom.mail.dns import Lookup
+from pressroom.mail.dns import DnsError, Lookup
 
 ZONE = "\n".join([
     "$ORIGIN example.test.", "$TTL 300",
@@ -89,3 +91,19 @@ def test_malformed_terms(record, message):
     with pytest.raises(spf.SpfError) as caught:
         spf.parse(record)
     assert str(caught.value) == message
+
+
+def test_a_silent_nameserver_fails_fast_after_the_first_timeout():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        lookup = Lookup(f"127.0.0.1:{silent.getsockname()[1]}", timeout=0.2)
+        messages = []
+        for name in ("example.test", "other.test"):
+            with pytest.raises(DnsError) as caught:
+                lookup.txt(name)
+            messages.append(caught.value.message)
+
+    assert messages == [
+        "could not look up TXT example.test: the nameserver did not answer within 0.2 s",
+        "could not look up TXT other.test: the nameserver did not answer within 0.2 s"]
+    assert lookup.queries == 1  # the second name was not asked: no second wait

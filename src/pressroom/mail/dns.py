@@ -57,16 +57,22 @@ class Lookup:
         self.resolver.timeout = timeout
         self.queries = 0
         self._cache: dict[tuple[str, str], list] = {}
+        self._silent: str | None = None  # after one timeout, fail fast instead of waiting again
 
     def _ask(self, name: str, rdtype: str) -> list:
         key = (name.lower().rstrip("."), rdtype)
         if key in self._cache:
             return self._cache[key]
+        if self._silent:
+            raise DnsError(f"could not look up {rdtype} {key[0]}: {self._silent}")
         self.queries += 1
         try:
             answer = list(self.resolver.resolve(key[0] + ".", rdtype, search=False))
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             answer = []
+        except dns.exception.Timeout as exc:
+            self._silent = f"the nameserver did not answer within {self.resolver.lifetime:g} s"
+            raise DnsError(f"could not look up {rdtype} {key[0]}: {self._silent}") from exc
         except dns.exception.DNSException as exc:
             raise DnsError(f"could not look up {rdtype} {key[0]}: {exc}") from exc
         self._cache[key] = answer
