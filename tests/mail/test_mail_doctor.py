@@ -118,8 +118,9 @@ def test_good_zone_passes_every_check(good, dns, live, tls_relay, dkim_key):
 
 SPF_FIX = ("add ip4:127.0.0.1 (or the include: your mail provider documents) before the all term")
 NINE_A = "v=spf1 " + " ".join(f"a:h{i}.relay.test" for i in range(9))
+HOSTS = "".join(f"h{i}.relay.test. IN A 192.0.2.{100 + i}\n" for i in range(9))
 OVER_LIMIT = ("v=spf1 mx a include:_spf1.relay.test include:_spf.relay.test -all",
-              f"_spf1.relay.test. IN TXT {txt(NINE_A + ' -all')}")
+              f"_spf1.relay.test. IN TXT {txt(NINE_A + ' -all')}\n{HOSTS}")
 
 
 @pytest.mark.parametrize(("spf", "extra", "lines"), [
@@ -139,7 +140,13 @@ OVER_LIMIT = ("v=spf1 mx a include:_spf1.relay.test include:_spf.relay.test -all
         "redirect, counted through includes); receivers give up after 10 (RFC 7208 4.6.4)",
         f"  read: {OVER_LIMIT[0]}",
         "  fix: remove includes you no longer use, or list addresses with ip4:/ip6:"]),
-], ids=["no-spf", "relay-not-authorised", "two-spf-records", "over-10-lookups"])
+    (("v=spf1 a:old.relay.test a:gone.relay.test mx:www.relay.test ip4:127.0.0.1 -all",), "", [
+        f"FAIL SPF: the SPF record of {DOMAIN} has 3 terms whose lookups find nothing "
+        "(a:old.relay.test, a:gone.relay.test, mx:www.relay.test); receivers give up after 2 "
+        "(RFC 7208 4.6.4)",
+        "  read: v=spf1 a:old.relay.test a:gone.relay.test mx:www.relay.test ip4:127.0.0.1 -all",
+        "  fix: remove the terms that name hosts without addresses or MX records"]),
+], ids=["no-spf", "relay-not-authorised", "two-spf-records", "over-10-lookups", "void-lookups"])
 def test_broken_spf_fails_the_spf_check_quoting_the_record(good, dns, live, dkim_key, spf, extra,
                                                            lines):
     dns.zone.load(zone(dkim_key[1].decode(), spf=spf, extra=extra))
@@ -154,7 +161,7 @@ def test_broken_spf_fails_the_spf_check_quoting_the_record(good, dns, live, dkim
 def test_ten_lookups_is_still_within_the_limit(good, dns, live, dkim_key):
     at_limit = "v=spf1 include:_spf1.relay.test ip4:127.0.0.1 -all"
     dns.zone.load(zone(dkim_key[1].decode(), spf=(at_limit,),
-                       extra=f"_spf1.relay.test. IN TXT {txt(NINE_A)}"))
+                       extra=f"_spf1.relay.test. IN TXT {txt(NINE_A)}\n{HOSTS}"))
 
     check = by_name(run(good, dns, live, offline=True))["SPF"]
 

@@ -58,6 +58,13 @@ def test_check_host(lookup, domain, address, verdict):
     assert spf.check_host(lookup, address, f"{domain}.example.test") == verdict
 
 
+def test_void_lookups_are_listed(dns):
+    record = "v=spf1 a:gone.example.test mx:www.example.test a -all"
+    dns.zone.load(ZONE + f"void IN TXT {txt(record)}\n")
+    counted = spf.count_lookups(Lookup(dns.nameserver), "void.example.test")
+    assert counted.void == ["a:gone.example.test", "mx:www.example.test", "a"]
+
+
 def test_lookups_are_counted_through_includes_and_redirects(lookup):
     assert spf.count_lookups(lookup, "inc.example.test").lookups == 2   # include + its a:
     assert spf.count_lookups(lookup, "red.example.test").lookups == 2   # redirect + its mx:

@@ -79,6 +79,11 @@ def spf_check(lookup: Lookup, domain: str, relay: SmtpSettings | None) -> Check:
                      "(include, a, mx, ptr, exists, redirect, counted through includes); "
                      "receivers give up after 10 (RFC 7208 4.6.4)", (record,),
                      fix="remove includes you no longer use, or list addresses with ip4:/ip6:")
+    if len(counted.void) > spf.MAX_VOID:
+        return Check("SPF", FAIL, f"the SPF record of {domain} has {len(counted.void)} terms whose "
+                     f"lookups find nothing ({', '.join(counted.void)}); receivers give up after "
+                     f"{spf.MAX_VOID} (RFC 7208 4.6.4)", (record,),
+                     fix="remove the terms that name hosts without addresses or MX records")
     if relay is None:
         return Check("SPF", WARN, f"{domain} has one SPF record ({counted.lookups} of 10 lookups), "
                      "but no smtp: relay is configured to check it against", (record,))

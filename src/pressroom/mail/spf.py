@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pressroom.mail.dns import Lookup
 
 MAX_LOOKUPS = 10
+MAX_VOID = 2  # lookups that find nothing (RFC 7208 4.6.4); more is a permerror
 MAX_DEPTH = 12  # include/redirect nesting guard (a loop is also caught by the seen-set)
 LOOKUP_TERMS = ("include", "a", "mx", "ptr", "exists", "redirect")
 MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
@@ -96,6 +97,7 @@ class Evaluation:
     """What evaluating a record found: lookups counted, terms that could not be evaluated."""
 
     lookups: int = 0
+    void: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     includes: list[str] = field(default_factory=list)
 
@@ -111,6 +113,11 @@ def count_lookups(lookup: Lookup, domain: str, result: Evaluation | None = None,
     for term in terms:
         if term.name in LOOKUP_TERMS and not (term.name == "redirect" and has_all):
             result.lookups += 1
+        if term.name in ("a", "mx", "exists") and "%" not in term.value:
+            target = (term.value or domain).lower()
+            found = lookup.mx(target) if term.name == "mx" else lookup.addresses(target)
+            if not found:
+                result.void.append(term.text)
         if term.name in ("include", "redirect") and not (term.name == "redirect" and has_all):
             if "%" in term.value:
                 result.skipped.append(term.text)
