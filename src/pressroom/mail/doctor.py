@@ -44,10 +44,6 @@ def domain_checks(lookup: Lookup, domain: str) -> list[Check]:
     return checks
 
 
-def _relay_addresses(lookup: Lookup, relay: SmtpSettings) -> list[str]:
-    return lookup.addresses(relay.host)
-
-
 def _authorising_include(includes: list[str], host: str) -> str | None:
     """An include:/redirect= of the relay provider's own domain (e.g. _spf.relay.example)."""
     parent = host.lower().split(".", 1)[-1]
@@ -87,7 +83,13 @@ def spf_check(lookup: Lookup, domain: str, relay: SmtpSettings | None) -> Check:
     if relay is None:
         return Check("SPF", WARN, f"{domain} has one SPF record ({counted.lookups} of 10 lookups), "
                      "but no smtp: relay is configured to check it against", (record,))
-    addresses = _relay_addresses(lookup, relay)
+    return _relay_check(lookup, domain, relay, record, counted)
+
+
+def _relay_check(lookup: Lookup, domain: str, relay: SmtpSettings, record: str,
+                 counted: spf.Evaluation) -> Check:
+    """Does the record give the relay's addresses ``pass`` (or include the provider's SPF)?"""
+    addresses = lookup.addresses(relay.host)
     if not addresses:
         return Check("SPF", FAIL, f"the relay {relay.host} has no A/AAAA record", (record,),
                      fix="check smtp.host")
