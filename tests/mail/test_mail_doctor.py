@@ -349,3 +349,17 @@ def test_cli_strict_exits_2_on_warnings(good, dns, live, dkim_key):
 
     assert (lenient.exit_code, strict.exit_code) == (0, 2)
     assert strict.output.endswith("8 passed, 1 warnings, 0 failed\n")
+
+
+@pytest.mark.parametrize("dmarc", ["v=DMARC1; p=maybe", "v=DMARC1; p=reject; aspf=x",
+                                   "v=DMARC1; p=reject; rua"])
+def test_unparsable_dmarc_fails_quoting_it(good, dns, live, dkim_key, dmarc):
+    dns.zone.load(zone(dkim_key[1].decode(), dmarc=(dmarc,)))
+
+    check = by_name(run(good, dns, live, offline=True))["DMARC"]
+
+    assert check.status == "fail" and check.records == (dmarc,)
+    assert check.message in (
+        f"the record at _dmarc.{DOMAIN} needs p=none|quarantine|reject (and adkim, aspf r or s "
+        "when given)", f"the record at _dmarc.{DOMAIN} does not parse: 'rua' is not a tag=value "
+        "pair")

@@ -139,9 +139,10 @@ def dmarc_check(lookup: Lookup, from_domain: str, dkim_settings: DkimSettings | 
         return Check("DMARC", FAIL, f"the record at {name} does not parse: {exc}", (record,),
                      fix=f"e.g. {example}")
     p, adkim = policy.get("p", "").lower(), policy.get("adkim", "r").lower()
-    if p not in ("none", "quarantine", "reject") or adkim not in ("r", "s"):
-        return Check("DMARC", FAIL, f"the record at {name} needs p=none|quarantine|reject and "
-                     "adkim=r|s", (record,), fix=f"e.g. {example}")
+    aspf = policy.get("aspf", "r").lower()
+    if p not in ("none", "quarantine", "reject") or adkim not in ("r", "s") or aspf not in ("r", "s"):
+        return Check("DMARC", FAIL, f"the record at {name} needs p=none|quarantine|reject (and "
+                     "adkim, aspf r or s when given)", (record,), fix=f"e.g. {example}")
     mode = "strict" if adkim == "s" else "relaxed"
     if dkim_settings is None or not aligned(dkim_settings.domain, from_domain, adkim):
         d = dkim_settings.domain if dkim_settings else "(no DKIM)"
