@@ -140,7 +140,7 @@ def dmarc_check(lookup: Lookup, from_domain: str, dkim_settings: DkimSettings | 
                      fix=f"e.g. {example}")
     p, adkim = policy.get("p", "").lower(), policy.get("adkim", "r").lower()
     aspf = policy.get("aspf", "r").lower()
-    if p not in ("none", "quarantine", "reject") or adkim not in ("r", "s") or aspf not in ("r", "s"):
+    if p not in ("none", "quarantine", "reject") or not {adkim, aspf} <= {"r", "s"}:
         return Check("DMARC", FAIL, f"the record at {name} needs p=none|quarantine|reject (and "
                      "adkim, aspf r or s when given)", (record,), fix=f"e.g. {example}")
     mode = "strict" if adkim == "s" else "relaxed"
