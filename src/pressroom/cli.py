@@ -66,8 +66,9 @@ class LazyGroup(click.Group):
     so `pressroom build` does not load the sending stack or the web server."""
 
     lazy = {"subscribers": "pressroom.mail.cli", "send": "pressroom.mail.cli",
-            "bounces": "pressroom.mail.cli", "outbox": "pressroom.mail.cli",
-            "preview": "pressroom.web.cli", "serve": "pressroom.web.cli"}
+            "bounces": "pressroom.mail.cli", "doctor": "pressroom.mail.cli",
+            "outbox": "pressroom.mail.cli", "preview": "pressroom.web.cli",
+            "serve": "pressroom.web.cli"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})

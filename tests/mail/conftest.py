@@ -6,6 +6,7 @@ import base64
 import subprocess
 
 import pytest
+from dnstest import LocalDns
 from mailtest import SECRET, Recorder, make_project, smtp_section
 
 from projects import smtp_sink
@@ -55,3 +56,11 @@ def dkim_key(tmp_path_factory):
     der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
                          check=True, capture_output=True).stdout
     return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+
+
+@pytest.fixture(scope="module")
+def dns():
+    """A real authoritative DNS server on 127.0.0.1 (dnslib); tests load zones into it."""
+    server = LocalDns()
+    yield server
+    server.close()

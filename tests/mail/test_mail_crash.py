@@ -20,8 +20,8 @@ ISSUE = "01-welcome"
 def start_send(project, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PRESSROOM_SECRET_KEY": SECRET}
     return subprocess.Popen([sys.executable, "-m", "pressroom.mail", "send", ISSUE, "--project",
-                             str(project), *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                             str(project), "--skip-doctor", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
@@ -62,7 +62,7 @@ def test_sigkill_while_awaiting_the_reply_leaves_one_listed_unknown(tmp_path, se
     assert [address for address, _ in result.unknown] == [addresses[99]]
     assert result.counts["sent"] == 299 and result.sent_now == 200
     check_exactly_once(server, project, addresses, set())
-    run = CliRunner().invoke(send, [ISSUE, "--project", str(project)])
+    run = CliRunner().invoke(send, [ISSUE, "--project", str(project), "--skip-doctor"])
     assert f"  unknown: {addresses[99]}: interrupted during delivery (crash or kill)" in run.output
     assert server.recorder.count() == 300
 
@@ -87,7 +87,7 @@ def test_two_concurrent_sends_one_refuses(tmp_path, server):
     first = start_send(project)
     try:
         wait_for(lambda: server.recorder.count() >= 1)
-        second = CliRunner().invoke(send, [ISSUE, "--project", str(project)])
+        second = CliRunner().invoke(send, [ISSUE, "--project", str(project), "--skip-doctor"])
         assert second.exit_code == 1
         assert (f"Error: another `pressroom send` is already running from this subscriber store "
                 f"(pid {first.pid} on ") in second.output

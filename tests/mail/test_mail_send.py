@@ -168,7 +168,7 @@ def test_policy_rejection_pauses_campaign_and_suppresses_nobody(tmp_path, server
     addresses = add_subscribers(project, 5)
     server.recorder.policy_reject = True
 
-    run = CliRunner().invoke(send, [ISSUE, "--project", str(project)])
+    run = CliRunner().invoke(send, [ISSUE, "--project", str(project), "--skip-doctor"])
 
     assert run.exit_code == 75
     assert ("Error: campaign paused: the server refused the message itself (554 5.7.1 Message "

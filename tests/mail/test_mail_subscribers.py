@@ -11,7 +11,7 @@ from mailtest import config_of, subscriber_status
 
 from pressroom.errors import MailError
 from pressroom.mail import commands
-from pressroom.mail.cli import bounces, outbox, send, subscribers
+from pressroom.mail.cli import bounces, doctor, outbox, send, subscribers
 from pressroom.mail.addresses import normalise_address
 from pressroom.mail.importing import import_subscribers
 from pressroom.mail.settings import mail_settings
@@ -187,7 +187,7 @@ def test_every_command_has_help_with_an_example():
         for sub in getattr(command, "commands", {}).values():
             yield from walk(sub)
 
-    assert commands == [subscribers, send, bounces, outbox]
+    assert commands == [subscribers, send, bounces, outbox, doctor]
     for command in (c for top in commands for c in walk(top)):
         help_text = CliRunner().invoke(command, ["--help"]).output
         assert "Example" in help_text, command.name

@@ -14,6 +14,7 @@ from pressroom.config import Config
 from pressroom.errors import MailError
 from pressroom.mail import smtp as outcomes
 from pressroom.mail.addresses import normalise_address
+from pressroom.mail.breaker import BREAKER, Breaker
 from pressroom.mail.ledger import Due, Ledger, Pacer, send_lock
 from pressroom.mail.message import (Built, MessageTemplate, Outgoing, build_message, check_dkim,
                                     load_built)
@@ -96,7 +97,8 @@ def _destination(settings: MailSettings, smtp: SmtpSettings | None, folder: str)
 def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                   test_to: str | None = None, dry_run: bool = False, resend_unknown: bool = False,
                   retry_failed: bool = False, rate: float | None = None,
-                  progress: Progress | None = None, clock: Callable[[], float] = time.time,
+                  progress: Progress | None = None, resume: bool = False,
+                  clock: Callable[[], float] = time.time,
                   sleep: Callable[[float], None] = time.sleep) -> SendResult:
     """Send newsletter ``issue`` (a built slug) to its audience, resuming any earlier run.
 
@@ -105,8 +107,9 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
     ``retry_failed`` re-queues failed recipients still subscribed and not suppressed; ``rate``
     (messages/second) overrides smtp.rate. ``progress(done, total)`` is called as recipients
     finish. A campaign the server keeps deferring for mail.retry_window seconds is paused
-    (``result.paused``); nobody fails for a transient error. ``clock``/``sleep`` exist for
-    tests and benchmarks. Example: ``send_campaign(load_config("."), "01-welcome", tag="vip")``.
+    (``result.paused``); nobody fails for a transient error. ``resume`` is needed to restart a
+    campaign its circuit-breaker paused. ``clock``/``sleep`` exist for tests and benchmarks.
+    Example: ``send_campaign(load_config("."), "01-welcome", tag="vip")``.
     """
     settings, smtp = mail_settings(config), smtp_settings(config)
     built = load_built(config.out, issue)
@@ -126,7 +129,9 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                             _destination(settings, smtp, issue))
         transport = open_transport(settings, smtp, issue)  # checks the password before locking
         with send_lock(store, issue):
+            breaker = Breaker.before_open(store, issue, settings, resume)
             ledger = Ledger.open(store, issue, built.subject, tag)
+            breaker.attach(ledger.campaign_id)
             stale = ledger.stale_to_unknown()
             if stale:
                 log.warning("%s: %d recipient(s) were being sent when a previous run stopped; "
@@ -140,7 +145,7 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                           smtp.hourly_cap if smtp else None, clock, sleep)
             with transport:
                 _Run(ledger, transport, renderer, pacer, settings, result, progress,
-                     clock, sleep).run()
+                     clock, sleep, breaker).run()
             ledger.finish_if_done()
             result.counts = ledger.counts()
             result.unknown = ledger.addresses("unknown")
@@ -159,11 +164,12 @@ class _Run:
     def __init__(self, ledger: Ledger, transport: Transport, renderer: Renderer,
                  pacer: Pacer, settings: MailSettings, result: SendResult,
                  progress: Progress | None, clock: Callable[[], float],
-                 sleep: Callable[[float], None]) -> None:
+                 sleep: Callable[[float], None], breaker: Breaker | None = None) -> None:
         self.store, self.ledger = ledger.store, ledger
         self.transport, self.renderer = transport, renderer
         self.pacer, self.settings, self.result = pacer, settings, result
         self.progress, self.clock, self.sleep = progress, clock, sleep
+        self.breaker = breaker
         counts = ledger.counts()
         self.total, self.done = counts["pending"] + counts["retry"], 0
         self.log = ProgressLog(ledger.issue, self.total, clock)
@@ -278,6 +284,10 @@ class _Run:
                        f"then run `pressroom send {ledger.issue}` again to resume", REFUSED)
             return False
         self.advance("failed" if kind == outcomes.REJECTED else kind, sid)
+        reason = self.breaker.check(kind == outcomes.REJECTED) if self.breaker else None
+        if reason:  # the circuit-breaker: too many hard bounces or complaints lately
+            self.pause(reason, BREAKER)
+            return False
         return True
 
     def deliver(self, row: Due, message: Outgoing) -> outcomes.Outcome | None:

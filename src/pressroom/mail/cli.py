@@ -15,6 +15,7 @@ from pressroom.mail.store import STATUSES
 
 if TYPE_CHECKING:
     from pressroom.mail.campaign import SendResult
+    from pressroom.mail.report import Report
 
 # The library is imported inside each command: listing commands must stay fast.
 
@@ -174,7 +175,8 @@ def stats_command(config: Config) -> None:
                                  or "none"))
     for c in stats.campaigns:
         counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
-        click.echo(f"campaign {c.issue} ({c.status}): {counts or 'no recipients'}")
+        status = f"paused: {c.paused_reason}" if c.paused_reason else c.status
+        click.echo(f"campaign {c.issue} ({status}): {counts or 'no recipients'}")
 
 
 def _summary(result: "SendResult") -> None:
@@ -199,6 +201,69 @@ def _summary(result: "SendResult") -> None:
         click.echo("Unknown deliveries may have arrived; re-send them only with --resend-unknown.")
 
 
+def _show_checks(report: "Report", only_problems: bool = False) -> None:
+    for check in report.checks:
+        if only_problems and check.status == "pass":
+            continue
+        colour = {"fail": "red", "warn": "yellow"}.get(check.status)
+        for number, line in enumerate(check.lines()):
+            click.secho(line, fg=colour if number == 0 else None)
+
+
+@click.command()
+@click.option("--nameserver", metavar="IP[:PORT]", default=None,
+              help="Ask this DNS server instead of the system resolver.")
+@click.option("--base-url", metavar="URL", default=None,
+              help="Probe the unsubscribe endpoint at this scheme and host instead of the "
+                   "configured public URL, e.g. http://127.0.0.1:8000.")
+@click.option("--offline", is_flag=True,
+              help="Only DNS and store checks: do not connect to the relay or the web service.")
+@click.option("--strict", is_flag=True, help="Exit with status 2 when any check warns.")
+@project_options
+def doctor(config: Config, nameserver: str | None, base_url: str | None, offline: bool,
+           strict: bool) -> None:
+    """Check that mail from this project will be accepted by Gmail, Yahoo and Microsoft.
+
+    Checks the sender domain (MX, A/AAAA), SPF (one record, at most 10 DNS lookups, the relay
+    authorised), DKIM (the published key is the configured one; a signed message verifies),
+    DMARC (present, aligned with From; p=none warns), the relay's STARTTLS or TLS, a one-click
+    unsubscribe POST (200, no redirect), the List-Unsubscribe mailto and the recent campaigns'
+    hard-bounce and complaint rates. Each check prints PASS, WARN or FAIL with the records it
+    read and what to change.
+
+    Exit status: 0 when nothing failed, 1 when a check failed, 2 when --strict and a check
+    warned. `pressroom send` runs the same checks before a real send.
+
+    \b
+    Example:
+      pressroom doctor --base-url http://127.0.0.1:8000
+    """
+    from pressroom.mail.doctor import run_doctor
+
+    report = run_doctor(config, nameserver=nameserver, base_url=base_url,
+                        offline=offline)
+    _show_checks(report)
+    click.echo(report.summary())
+    click.get_current_context().exit(report.exit_code(strict))
+
+
+def _preflight(config: Config, nameserver: str | None, skip: bool) -> str:
+    """Run the doctor before a real send; MailError when a check fails. Returns the summary."""
+    if skip:
+        return "skipped (--skip-doctor)"
+    if config.smtp is None:
+        return "not run (no smtp: section; messages go to the outbox folder)"
+    from pressroom.mail.doctor import run_doctor
+
+    report = run_doctor(config, nameserver=nameserver)
+    _show_checks(report, only_problems=True)
+    if report.failed:
+        raise MailError(f"deliverability checks failed ({report.summary()}); fix the findings "
+                        "above (`pressroom doctor` shows them all), or send anyway with "
+                        "--skip-doctor")
+    return report.summary()
+
+
 @click.command()
 @click.argument("issue")
 @click.option("--tag", default=None, help="Only subscribers with this tag.")
@@ -211,16 +276,26 @@ def _summary(result: "SendResult") -> None:
               help="Also re-send failed recipients who are still subscribed and not suppressed.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="At most N messages per second (overrides smtp.rate).")
+@click.option("--resume", is_flag=True,
+              help="Resume a campaign the circuit-breaker paused, once the cause is fixed.")
+@click.option("--skip-doctor", is_flag=True,
+              help="Send without the deliverability checks (the summary says so).")
+@click.option("--nameserver", metavar="IP[:PORT]", default=None,
+              help="DNS server for the deliverability checks (default: the system's).")
 @project_options
 def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_run: bool,
-         resend_unknown: bool, retry_failed: bool, rate: float | None) -> None:
+         resend_unknown: bool, retry_failed: bool, rate: float | None, resume: bool,
+         skip_doctor: bool, nameserver: str | None) -> None:
     """Send the built newsletter ISSUE (its slug) to subscribers.
 
     Running it again resumes: only recipients not yet sent are mailed. With no smtp: section in
-    publication.yaml, messages are written to <out>/outbox/ISSUE/ instead. Exits with 75 when
-    the campaign paused (e.g. the server deferred everything for mail.retry_window seconds):
-    nobody is lost, run the same command again to resume. Without a terminal (cron) it logs a
-    progress line every 500 messages or 30 seconds.
+    publication.yaml, messages are written to <out>/outbox/ISSUE/ instead. A real send first
+    runs the `pressroom doctor` checks and stops if one fails (--skip-doctor to send anyway).
+    Exits with 75 when the campaign paused (e.g. the server deferred everything for
+    mail.retry_window seconds): nobody is lost, run the same command again to resume. A
+    campaign paused by its circuit-breaker (too many hard bounces or complaints) resumes only
+    with --resume, after the cause is fixed. Without a terminal (cron) it logs a progress line
+    every 500 messages or 30 seconds.
 
     \b
     Examples:
@@ -245,16 +320,21 @@ def send(config: Config, issue: str, tag: str | None, test_to: str | None, dry_r
             bar.__enter__()
         bar.update(done - bar.pos)
 
+    checks = None
+    if test_to is None and not dry_run:
+        checks = _preflight(config, nameserver, skip_doctor)
     try:
         from pressroom.mail.campaign import send_campaign
 
         result = send_campaign(config, issue, tag=tag, test_to=test_to, dry_run=dry_run,
                                resend_unknown=resend_unknown, retry_failed=retry_failed,
-                               rate=rate, progress=progress)
+                               rate=rate, progress=progress, resume=resume)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     _summary(result)
+    if checks is not None:
+        click.echo(f"deliverability checks: {checks}")
     if result.paused:
         raise CampaignPaused(f"campaign paused: {result.paused}")
 

@@ -45,6 +45,10 @@ class MailSettings:
     retry_backoff: float = 30.0
     # fsync the ledger before every DATA: survives a power cut, not only a crash; slower.
     fsync_ledger: bool = False
+    # Circuit-breaker and doctor limits (Gmail/Yahoo: complaints must stay under 0.3%).
+    max_hard_bounce_rate: float = 0.05
+    max_complaint_rate: float = 0.003
+    breaker_window: int = 500
 
     @property
     def sender_domain(self) -> str:
@@ -122,6 +126,13 @@ def _host(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
+def _rate(f: Fields, key: str, default: float) -> float:
+    value = float(f.number(key, False, default, minimum=0))
+    if value >= 1:
+        raise f.error(key, f"'mail.{key}' is a fraction (0.05 means 5%), got {value}")
+    return value
+
+
 def mail_settings(config: Config) -> MailSettings:
     """Validate the ``mail:`` section (every key optional) against the rest of the config."""
     with _config_errors():
@@ -160,6 +171,9 @@ def _mail_settings(config: Config) -> MailSettings:
         retry_window=float(f.number("retry_window", False, 3600.0, minimum=0)),
         retry_backoff=float(f.number("retry_backoff", False, 30.0, minimum=0)),
         fsync_ledger=f.boolean("fsync_ledger", False, False),
+        max_hard_bounce_rate=_rate(f, "max_hard_bounce_rate", 0.05),
+        max_complaint_rate=_rate(f, "max_complaint_rate", 0.003),
+        breaker_window=f.integer("breaker_window", False, 500, minimum=10),
     )
     f.done()
     return settings

@@ -159,6 +159,26 @@ _COLUMNS = ("id, email, first_name, last_name, status, consent_source, consent_a
             "created_at, updated_at")
 
 
+# Suppression reasons that count as hard bounces (refused during a send, or a DSN's 5.1.x).
+HARD_BOUNCES = ("hard_bounce", "rejected")
+_WINDOW_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(reason IN (?, ?)), 0), "
+    "COALESCE(SUM(reason = 'complained'), 0) FROM (SELECT p.reason AS reason FROM deliveries d "
+    "JOIN subscribers s ON s.id = d.subscriber_id "
+    "LEFT JOIN suppressions p ON p.email_key = s.email_key WHERE d.campaign_id = ? "
+    "AND d.status IN ('sent', 'failed') AND d.updated_at > ? "
+    "ORDER BY d.updated_at DESC, d.subscriber_id DESC LIMIT ?)")
+_RATES_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(p.reason IN (?, ?)), 0), "
+    "COALESCE(SUM(p.reason = 'complained'), 0) FROM deliveries d "
+    "JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.id = d.subscriber_id "
+    "LEFT JOIN suppressions p ON p.email_key = s.email_key AND p.created_at >= c.created_at "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries d2 JOIN campaigns c2 ON c2.id = d2.campaign_id "
+    "WHERE d2.subscriber_id = d.subscriber_id AND c2.created_at > c.created_at "
+    "AND c2.created_at <= p.created_at AND d2.status IN ('sent', 'failed')) "
+    "WHERE d.campaign_id = ? AND d.status IN ('sent', 'failed')")
+
+
 class Store:
     """An open subscriber store. Use as a context manager, or call ``close()``."""
 
@@ -423,16 +443,46 @@ class Store:
             yield from rows
             last = rows[-1][0]
 
-    def campaign_counts(self) -> list[tuple[str, str, dict[str, int]]]:
-        """(issue, campaign status, deliveries per state) for every campaign, oldest first."""
+    def campaign_counts(self) -> list[tuple[str, str, dict[str, int], str]]:
+        """(issue, campaign status, deliveries per state, why it paused) for every campaign,
+        oldest first."""
         out = []
-        for cid, issue, status in self.db.execute(
-                "SELECT id, issue, status FROM campaigns ORDER BY id").fetchall():
+        for cid, issue, status, reason in self.db.execute(
+                "SELECT id, issue, status, paused_reason FROM campaigns ORDER BY id").fetchall():
             counts = dict(self.db.execute(
                 "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ? "
                 "GROUP BY status ORDER BY status", (cid,)))
-            out.append((issue, status, counts))
+            out.append((issue, status, counts, reason or ""))
         return out
+
+    # -- deliverability: what the circuit-breaker and `pressroom doctor` read -------------------
+
+    def campaign_pause(self, issue: str) -> tuple[str, str, str] | None:
+        """(status, paused_reason, paused_kind) of the campaign for ``issue``, or None."""
+        row = self.db.execute("SELECT status, paused_reason, paused_kind FROM campaigns "
+                              "WHERE issue = ?", (issue,)).fetchone()
+        return (row[0], row[1] or "", row[2] or "") if row else None
+
+    def last_event_at(self, kind: str, source: str) -> str:
+        """When the newest event of this kind and source happened ('' when there is none)."""
+        row = self.db.execute("SELECT MAX(at) FROM events WHERE kind = ? AND source = ?",
+                              (kind, source)).fetchone()
+        return row[0] or ""
+
+    def recent_outcomes(self, campaign_id: int, since: str, window: int) -> tuple[int, int, int]:
+        """(deliveries, hard bounces, complaints) among the campaign's last ``window``
+        deliveries (recipients handed to the server) after ``since``."""
+        row = self.db.execute(_WINDOW_SQL, (*HARD_BOUNCES, campaign_id, since, window)).fetchone()
+        return row[0], row[1], row[2]
+
+    def campaign_rates(self, recent: int) -> list[tuple[str, int, int, int]]:
+        """(issue, delivered, hard bounces, complaints) of the ``recent`` newest campaigns; a
+        suppression counts against the latest campaign sent to the address before it."""
+        campaigns = self.db.execute(
+            "SELECT id, issue FROM campaigns ORDER BY created_at DESC, id DESC LIMIT ?",
+            (recent,)).fetchall()
+        return [(issue, *self.db.execute(_RATES_SQL, (*HARD_BOUNCES, cid)).fetchone())
+                for cid, issue in campaigns]
 
     # -- the notice outbox (confirmation and "already subscribed" emails) -----------------------
 

@@ -164,6 +164,7 @@ class CampaignStats:
     issue: str
     status: str
     counts: dict[str, int]
+    paused_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ def subscriber_stats(config: Config) -> Stats:
     """Subscribers per status, suppressions per reason and each campaign's delivery counts."""
     path = mail_settings(config).store
     with open_store(path) as store:
-        campaigns = tuple(CampaignStats(issue, status, counts)
-                          for issue, status, counts in store.campaign_counts())
+        campaigns = tuple(CampaignStats(issue, status, counts,
+                                        reason if status == "paused" else "")
+                          for issue, status, counts, reason in store.campaign_counts())
         return Stats(path, store.counts(), store.suppression_counts(), campaigns)

@@ -14,6 +14,7 @@ VERSION = 1
 UNSUBSCRIBE = "unsubscribe"
 CONFIRM = "confirm"
 PURPOSES = (UNSUBSCRIBE, CONFIRM)
+NOBODY = 0  # store ids start at 1: test copies and the doctor's probe carry tokens for id 0
 _ID_BYTES = 8
 _MAC_BYTES = 32
 
