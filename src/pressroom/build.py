@@ -225,7 +225,7 @@ def _epubcheck(config: Config, files: dict[Path, bytes | str], validate: bool | 
     if on_step:
         on_step("EPUBCheck")
     with tempfile.TemporaryDirectory(prefix="pressroom-epubcheck-") as tmp:
-        book = Path(tmp) / f"{config.slug}.epub"
+        book = Path(tmp) / ebook_name(config)
         book.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
         res = run_epubcheck(book)
     if not res.ok:

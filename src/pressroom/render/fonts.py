@@ -15,7 +15,7 @@ _TAGS = re.compile(r"<[^>]+>")
 
 
 def font_files(theme: Theme) -> list[tuple[str, str]]:
-    """(family key, theme-relative file) for every face the theme declares."""
+    """(family key, theme-relative file) for every font file the theme declares."""
     return [
         (key, f["file"]) for key in ("body", "heading") for f in theme.tokens["fonts"][key]["files"]
     ]
