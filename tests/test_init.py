@@ -108,7 +108,9 @@ def test_the_loader_reads_exactly_the_documented_keys(tmp_path, monkeypatch):
     original = Fields._get
 
     def recording(self, key, required):
-        seen.setdefault(_kind(self.path), set()).add(re.sub(r"\.\d+", "[]", self._key(key)))
+        path = re.sub(r"\.\d+", "[]", self._key(key))
+        path = re.sub(r"^study\.\w+$", "study.<name>", path)  # the study's facts are free names
+        seen.setdefault(_kind(self.path), set()).add(path)
         return original(self, key, required)
 
     monkeypatch.setattr(Fields, "_get", recording)

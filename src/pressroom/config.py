@@ -233,7 +233,8 @@ def load_config(project: Path | str) -> Config:
     for key, value in (("mail", mail), ("smtp", smtp)):
         if value is not None and not isinstance(value, dict):
             raise f.error(key, f"'{key}' must be a mapping of settings")
-    terms = f.str_list("restricted_terms", False, 0) if "restricted_terms" in f.data else None
+    terms = (f.str_list("restricted_terms", False, 0)
+             if f.raw("restricted_terms") is not None else None)
     config = Config(
         project=project, path=path, title=smarten(f.text("title")),
         subtitle=smarten(f.text("subtitle")), slug=slug,

@@ -34,7 +34,10 @@ PUBLICATION = (
         "SOURCE_DATE_EPOCH is set."),
     Key("author.name", TEXT, REQUIRED, "Author shown on covers, bios and newsletters."),
     Key("author.role", TEXT, REQUIRED, "The author's role, e.g. Physiotherapist."),
-    Key("author.bio", MD, REQUIRED, "About the author (ebook, handout, site)."),
+    Key("author.bio", MD, REQUIRED, "About the author (ebook, handout; the site too unless "
+        "short_bio is given)."),
+    Key("author.short_bio", MD, "none", "A shorter bio for promotional places (the site's "
+        "landing page), e.g. without treatments that may not be advertised."),
     Key("publisher", TEXT, REQUIRED, "The practice's name."),
     Key("rights", TEXT, REQUIRED, "Copyright line."),
     Key("description", TEXT, REQUIRED, "A short description (ebook metadata, site)."),
@@ -58,6 +61,11 @@ PUBLICATION = (
         "The cover picture (SVG)."),
     Key("quick_reference", "routine slug", "the only daily routine", "Which daily routine the "
         "one-page quick reference shows (needed when there are several)."),
+    Key("study.<name>", "text or number (one line)", "none", "Facts of a cited study, stated "
+        "once; Markdown writes {study.<name>} to use them, e.g. {study.recruited}."),
+    Key("restricted_terms", TEXTS, "Botox, Dysport, Bocouture, Azzalure, Xeomin, botulinum "
+        "toxin", "Words `check` reports in promotional outputs (newsletters, the site's landing "
+        "and sign-up pages); `check --strict` fails on them."),
     Key("paper", "a4 | letter", "a4", "Paper size of the PDFs."),
     Key("theme", TEXT, "default", "Theme folder: themes/NAME in the project, else built in."),
     Key("brand.name", TEXT, "publisher", "Short brand name (design token `name`)."),
@@ -97,6 +105,8 @@ EXERCISE = (
     Key("tips", TEXTS, "none", "Tips; left out when absent."),
     Key("mistakes", TEXTS, "none", "Common mistakes; left out when absent."),
     Key("cautions", TEXTS, "none", "When to take care; left out when absent."),
+    Key("kind", "exercise | check", "exercise", "A check (e.g. a self-assessment) is not "
+        "counted among the exercises on covers and the site."),
 )
 
 ROUTINE = (
@@ -106,7 +116,13 @@ ROUTINE = (
     Key("summary", TEXT, REQUIRED, "One sentence about it."),
     Key("items[].exercise", "exercise slug", "required (daily)", "An exercise's file name."),
     Key("items[].minutes", "number ≥0.25", "required (daily)", "Minutes for this exercise."),
-    Key("items[].note", "text (≤100)", "required (daily)", "What to do, in a few words."),
+    Key("items[].note", "text (≤100)", "none", "What to do, in a few words (no numbers that "
+        "contradict the dose: `check` warns)."),
+    Key("items[].hold_seconds", "whole number ≥0", "the exercise's", "This routine's hold."),
+    Key("items[].reps", "whole number ≥1", "the exercise's", "This routine's repetitions."),
+    Key("items[].sets", "whole number ≥1", "the exercise's", "This routine's sets, e.g. 1."),
+    Key("items[].frequency", TEXT, "the exercise's", "How often in this routine; `check` warns "
+        "when it is more often than the exercise's frequency."),
     Key("phases[].name", TEXT, "required (programme)", "The phase's name."),
     Key("phases[].start_week", "whole number ≥1", "required (programme)", "First week."),
     Key("phases[].end_week", "whole number ≥1", "required (programme)", "Last week."),

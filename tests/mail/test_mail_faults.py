@@ -82,7 +82,7 @@ def test_an_outage_past_the_retry_window_pauses_and_the_next_run_resumes(tmp_pat
     assert (status, kind) == ("paused", "transient") and reason == paused.paused
 
     server.recorder.rcpt_reply_fn = None  # the outage is over: the same command resumes
-    run = CliRunner().invoke(send, [ISSUE, "--project", str(project)])
+    run = CliRunner().invoke(send, [ISSUE, "--project", str(project), "--skip-doctor"])
     assert run.exit_code == 0, run.output
     assert "sent 15 (10 this run), deferred 0, failed 0" in run.output
     assert server.recorder.by_recipient() == dict.fromkeys(addresses, 1)
@@ -93,7 +93,7 @@ def test_a_paused_send_exits_75_and_says_how_to_resume(tmp_path, server):
     addresses = add_subscribers(project, 3)
     server.recorder.rcpt_reply_fn = lambda address: "451 4.7.1 Greylisted, try again"
 
-    run = CliRunner().invoke(send, [ISSUE, "--project", str(project)])
+    run = CliRunner().invoke(send, [ISSUE, "--project", str(project), "--skip-doctor"])
 
     assert run.exit_code == 75
     assert ("Error: campaign paused: 3 recipient(s) deferred by temporary errors and nothing "
@@ -161,7 +161,8 @@ def test_retry_failed_requeues_only_the_failed_who_may_still_be_mailed(tmp_path,
     db.close()
     server.recorder.reset()
 
-    run = CliRunner().invoke(send, [ISSUE, "--retry-failed", "--project", str(project)])
+    run = CliRunner().invoke(send, [ISSUE, "--retry-failed", "--project", str(project),
+                                    "--skip-doctor"])
 
     assert run.exit_code == 0, run.output
     assert server.recorder.by_recipient() == {addresses[2]: 1}  # the 550 one stays suppressed
@@ -200,6 +201,6 @@ def test_without_a_terminal_send_shows_progress_lines(tmp_path, server):
 
     project = make_project(tmp_path, smtp_section(server))
     add_subscribers(project, 3)
-    run = CliRunner().invoke(cli, ["send", ISSUE, "--project", str(project)])
+    run = CliRunner().invoke(cli, ["send", ISSUE, "--project", str(project), "--skip-doctor"])
     assert run.exit_code == 0, run.output
     assert f"{ISSUE}: sent 3, deferred 0, failed 0 (3/3 done), " in run.output
