@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
+import ssl
+import subprocess
 from pathlib import Path
 
 from pressroom.build import build
@@ -64,3 +66,15 @@ def smtp_sink(handler, **options):
         yield controller
     finally:
         controller.stop()
+
+
+def self_signed(folder: Path) -> tuple[ssl.SSLContext, Path, Path]:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1 (openssl), and
+    the certificate and key files (clients trust it through SSL_CERT_FILE)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, cert, key

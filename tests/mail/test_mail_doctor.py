@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from dnstest import txt
 from mailtest import Recorder, add_subscribers, config_of, make_project, smtp_section
-from projects import smtp_sink
+from projects import self_signed, smtp_sink
 from sitetest import LiveServer
 
 from pressroom.mail.cli import doctor, send
@@ -25,13 +25,7 @@ DMARC = f"v=DMARC1; p=quarantine; rua=mailto:dmarc@{DOMAIN}"
 @pytest.fixture(scope="module")
 def tls_relay(tmp_path_factory):
     """A STARTTLS relay on 127.0.0.1 with a self-signed certificate (trusted via SSL_CERT_FILE)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context, cert, key = self_signed(tmp_path_factory.mktemp("tls"))
     recorder = Recorder()
     with smtp_sink(recorder, tls_context=context, require_starttls=True) as controller:
         controller.cert, controller.key, controller.recorder = cert, key, recorder

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
-import subprocess
 
 import pytest
 from aiosmtpd.smtp import AuthResult
 from mailtest import Recorder, add_subscribers, config_of, make_project
 
-from projects import smtp_sink
+from projects import self_signed, smtp_sink
 
 from pressroom.errors import ConfigError, MailError
 from pressroom.mail import send_campaign
@@ -70,13 +68,7 @@ def test_username_without_password_env_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory):
     """A STARTTLS-only server requiring login, with a self-signed certificate for 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context, cert, key = self_signed(tmp_path_factory.mktemp("tls"))
 
     def authenticate(server, session, envelope, mechanism, auth_data):
         ok = (auth_data.login, auth_data.password) == (b"news", b"s3cret")
