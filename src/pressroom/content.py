@@ -296,36 +296,8 @@ def load_publication(config: Config) -> Publication:
     if not articles and not errors:
         errors.append(f"{root / 'articles'}: no articles found; add at least one .md file")
 
-    def pub_body(key: str, text: str) -> Body:
-        try:
-            text = substitute_facts(text, config.study, config.path, config.line_of(key) or 1)
-            return markdown.render(text, path=config.path, first_line=config.line_of(key) or 1,
-                                   content_dir=root, id_prefix=key)
-        except ContentError as exc:
-            errors.append(exc.message)
-            return markdown.render(
-                "", path=config.path, first_line=1, content_dir=root, id_prefix=key
-            )
-
-    bio, disclaimer = (
-        pub_body("author.bio", config.author.bio),
-        pub_body("disclaimer", config.disclaimer),
-    )
-    limitations = (
-        pub_body("limitations", config.limitations) if config.limitations else None
-    )
-    short_bio = (pub_body("author.short_bio", config.author.short_bio)
-                 if config.author.short_bio else None)
-    cover = exercises[0].illustration if exercises else None
-    if config.cover_illustration:
-        try:
-            src = config.cover_illustration
-            cover = Image(src, markdown.resolve_image(src, config.path, config.line_of(
-                "cover_illustration"), root), f"Illustration for {config.title}")
-        except ContentError as exc:
-            errors.append(exc.message)
-    if cover is None and not errors:
-        errors.append(f"{config.path}: no exercises and no 'cover_illustration'; add one of them")
+    bio, disclaimer, limitations, short_bio = _publication_bodies(config, errors)
+    cover = _cover(config, exercises, errors)
     if errors:
         raise PressroomError("\n".join(errors) if len(errors) == 1 else
                              f"{len(errors)} problems in content:\n" + "\n".join(errors))
@@ -340,3 +312,44 @@ def load_publication(config: Config) -> Publication:
         newsletters=tuple(sorted(newsletters, key=lambda n: (n.number, n.slug))),
         author_bio=bio, disclaimer=disclaimer, limitations=limitations, cover_image=cover,
         author_short_bio=short_bio)
+
+
+def _publication_bodies(config: Config, errors: list[str]
+                        ) -> tuple[Body, Body, Body | None, Body | None]:
+    """publication.yaml's Markdown texts: the bio, the disclaimer, the limitations and the short
+    bio (the last two when given); problems are added to ``errors``."""
+    root = config.content_dir
+
+    def pub_body(key: str, text: str) -> Body:
+        try:
+            text = substitute_facts(text, config.study, config.path, config.line_of(key) or 1)
+            return markdown.render(text, path=config.path, first_line=config.line_of(key) or 1,
+                                   content_dir=root, id_prefix=key)
+        except ContentError as exc:
+            errors.append(exc.message)
+            return markdown.render(
+                "", path=config.path, first_line=1, content_dir=root, id_prefix=key
+            )
+
+    limitations = (
+        pub_body("limitations", config.limitations) if config.limitations else None
+    )
+    short_bio = (pub_body("author.short_bio", config.author.short_bio)
+                 if config.author.short_bio else None)
+    return (pub_body("author.bio", config.author.bio), pub_body("disclaimer", config.disclaimer),
+            limitations, short_bio)
+
+
+def _cover(config: Config, exercises: list[Exercise], errors: list[str]) -> Image | None:
+    """The cover picture: ``cover_illustration``, else the first exercise's illustration."""
+    cover = exercises[0].illustration if exercises else None
+    if config.cover_illustration:
+        try:
+            src = config.cover_illustration
+            cover = Image(src, markdown.resolve_image(src, config.path, config.line_of(
+                "cover_illustration"), config.content_dir), f"Illustration for {config.title}")
+        except ContentError as exc:
+            errors.append(exc.message)
+    if cover is None and not errors:
+        errors.append(f"{config.path}: no exercises and no 'cover_illustration'; add one of them")
+    return cover

@@ -53,74 +53,78 @@ def _build(flavour: str) -> MarkdownIt:
     md.core.ruler.push("units", units_rule)  # after markdown-it's own quotes and dashes
     for name in CALLOUTS:
         md.use(container_plugin, name, render=_callout_render(name))
-    rules = md.add_render_rule
+    for name, fn in {**_FIGURE_RULES, **_footnote_rules(flavour)}.items():
+        md.add_render_rule(name, fn)
+    # Let every link through the parser so that render() can reject a bad scheme at its line;
+    # markdown-it's own check would quietly print such a link as literal text instead.
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
+    return md
 
-    def image(self, tokens, idx, options, env):
-        tok = tokens[idx]
-        alt = html.escape(self.renderInlineAsText(tok.children or [], options, env))
-        src = html.escape(tok.attrGet("src") or "")
-        return f'<img src="{src}" alt="{alt}" />'
 
-    def paragraph_open(self, tokens, idx, options, env):
-        inline = tokens[idx + 1]
-        if _lone_image(inline):
-            return '<figure class="figure">\n'
-        return self.renderToken(tokens, idx, options, env)
+def _render_image(self, tokens, idx, options, env):
+    tok = tokens[idx]
+    alt = html.escape(self.renderInlineAsText(tok.children or [], options, env))
+    src = html.escape(tok.attrGet("src") or "")
+    return f'<img src="{src}" alt="{alt}" />'
 
-    def paragraph_close(self, tokens, idx, options, env):
-        inline = tokens[idx - 1]
-        if _lone_image(inline):
-            title = inline.children[0].attrGet("title")
-            cap = f"\n<figcaption>{html.escape(title)}</figcaption>" if title else ""
-            return f"{cap}\n</figure>\n"
-        return self.renderToken(tokens, idx, options, env)
 
-    def heading_open(self, tokens, idx, options, env):
-        tok = tokens[idx]
-        anchor = tok.attrGet("id")
-        return f'<{tok.tag} id="{anchor}">' if anchor else f"<{tok.tag}>"
+def _paragraph_open(self, tokens, idx, options, env):
+    if _lone_image(tokens[idx + 1]):
+        return '<figure class="figure">\n'
+    return self.renderToken(tokens, idx, options, env)
 
-    def footnote_anchor(self, tokens, idx, options, env):
+
+def _paragraph_close(self, tokens, idx, options, env):
+    inline = tokens[idx - 1]
+    if _lone_image(inline):
+        title = inline.children[0].attrGet("title")
+        cap = f"\n<figcaption>{html.escape(title)}</figcaption>" if title else ""
+        return f"{cap}\n</figure>\n"
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _heading_open(self, tokens, idx, options, env):
+    tok = tokens[idx]
+    anchor = tok.attrGet("id")
+    return f'<{tok.tag} id="{anchor}">' if anchor else f"<{tok.tag}>"
+
+
+# A lone image becomes a figure (its title the caption); headings keep only their id.
+_FIGURE_RULES = {"image": _render_image, "paragraph_open": _paragraph_open,
+                 "paragraph_close": _paragraph_close, "heading_open": _heading_open}
+
+
+def _footnote_rules(flavour: str) -> dict:
+    """Footnotes as DPUB-ARIA notes; the EPUB flavour adds epub:type and uses <aside>."""
+    epub = flavour == "epub"
+
+    def anchor(self, tokens, idx, options, env):
         n = tokens[idx].meta["id"] + 1
         return f' <a href="#{env["prefix"]}fnref{n}" class="footnote-backref">Back to text</a>'
 
-    def footnote_ref(self, tokens, idx, options, env):
-        n = tokens[idx].meta["id"] + 1
-        p = env["prefix"]
-        extra = ' epub:type="noteref"' if flavour == "epub" else ""
+    def ref(self, tokens, idx, options, env):
+        n, p = tokens[idx].meta["id"] + 1, env["prefix"]
+        extra = ' epub:type="noteref"' if epub else ""
         return (f'<sup class="footnote-ref"><a href="#{p}fn{n}" id="{p}fnref{n}" '
                 f'role="doc-noteref"{extra}>{n}</a></sup>')
 
-    def footnote_block_open(self, tokens, idx, options, env):
+    def block_open(self, tokens, idx, options, env):
         return ('<section class="footnotes" role="doc-endnotes" aria-label="Notes">\n'
                 '<h2 class="footnotes-title">Notes</h2>\n')
 
-    def footnote_block_close(self, tokens, idx, options, env):
-        return "</section>\n"
-
-    def footnote_open(self, tokens, idx, options, env):
-        n = tokens[idx].meta["id"] + 1
-        p = env["prefix"]
-        if flavour == "epub":
+    def note_open(self, tokens, idx, options, env):
+        n, p = tokens[idx].meta["id"] + 1, env["prefix"]
+        if epub:
             return (f'<aside epub:type="footnote" role="doc-footnote" id="{p}fn{n}" '
                     f'class="footnote"><span class="footnote-number">{n}.</span> ')
         return (f'<div class="footnote" id="{p}fn{n}" role="doc-footnote">'
                 f'<span class="footnote-number">{n}.</span> ')
 
-    def footnote_close(self, tokens, idx, options, env):
-        return "</aside>\n" if flavour == "epub" else "</div>\n"
-
-    for name, fn in [("image", image), ("paragraph_open", paragraph_open),
-                     ("paragraph_close", paragraph_close), ("heading_open", heading_open),
-                     ("footnote_anchor", footnote_anchor), ("footnote_ref", footnote_ref),
-                     ("footnote_block_open", footnote_block_open),
-                     ("footnote_block_close", footnote_block_close),
-                     ("footnote_open", footnote_open), ("footnote_close", footnote_close)]:
-        rules(name, fn)
-    # Let every link through the parser so that render() can reject a bad scheme at its line;
-    # markdown-it's own check would quietly print such a link as literal text instead.
-    md.validateLink = lambda url: True  # type: ignore[method-assign]
-    return md
+    return {"footnote_anchor": anchor, "footnote_ref": ref, "footnote_block_open": block_open,
+            "footnote_block_close": lambda self, tokens, idx, options, env: "</section>\n",
+            "footnote_open": note_open,
+            "footnote_close": lambda self, tokens, idx, options, env: (
+                "</aside>\n" if epub else "</div>\n")}
 
 
 def _lone_image(inline: Token) -> bool:
