@@ -123,14 +123,14 @@ def test_routine_more_often_than_the_card_fails_strict_naming_both_places(demo):
     phase = line_of(demo / "content/routines/programme.md", "jawline-sculpt")
     card_line = line_of(card, "frequency:")
     assert result.output == (
-        f"warning: content/routines/daily.md:{daily}: schedules 'Jawline Sculpt' daily, more "
+        "Error: 2 warning(s) and --strict is on:\n"
+        f"content/routines/daily.md:{daily}: schedules 'Jawline Sculpt' daily, more "
         "often than its card allows (content/exercises/jawline-sculpt.md:"
         f"{card_line}: '5 days a week'); change one of them or set 'frequency:' on the routine "
         "item\n"
-        f"warning: content/routines/programme.md:{phase}: phase 'Foundation' schedules 'Jawline "
+        f"content/routines/programme.md:{phase}: phase 'Foundation' schedules 'Jawline "
         "Sculpt' daily, more often than its card allows (content/exercises/jawline-sculpt.md:"
-        f"{card_line}: '5 days a week'); change one of them or leave it out of this phase\n"
-        "Error: 2 warning(s) and --strict is on\n")
+        f"{card_line}: '5 days a week'); change one of them or leave it out of this phase\n")
     assert run(demo, "check").exit_code == 0  # without --strict they are warnings only
 
 

@@ -107,10 +107,11 @@ def check(config: Config, strict: bool = False) -> tuple[Publication, list[str]]
 
     pub = load(config)[0]
     warnings = placeholder_warnings(pub) + editorial_warnings(pub)
+    if strict and warnings:
+        raise PressroomError(f"{len(warnings)} warning(s) and --strict is on:\n"
+                             + "\n".join(warnings))
     for message in warnings:
         log.warning(message)
-    if strict and warnings:
-        raise PressroomError(f"{len(warnings)} warning(s) and --strict is on")
     return pub, warnings
 
 
