@@ -178,15 +178,15 @@ def test_restricted_terms_in_promotional_outputs_are_reported(demo):
     bio = line_of(pub_yaml, "approach to botulinum", after="short_bio:")
     body = line_of(issue, "Unlike Xeomin")
     assert result.output == (
-        f"warning: content/newsletters/02-exercise-of-the-week.md:{body}: restricted term "
+        "Error: 3 warning(s) and --strict is on:\n"
+        f"content/newsletters/02-exercise-of-the-week.md:{body}: restricted term "
         "'Botox' in a promotional output (newsletter 02-exercise-of-the-week); reword it there "
         "or remove it\n"
-        f"warning: content/newsletters/02-exercise-of-the-week.md:{body}: restricted term "
+        f"content/newsletters/02-exercise-of-the-week.md:{body}: restricted term "
         "'Xeomin' in a promotional output (newsletter 02-exercise-of-the-week); reword it there "
         "or remove it\n"
-        f"warning: content/publication.yaml:{bio}: restricted term 'botulinum toxin' in a "
-        "promotional output (the site's landing page); reword it there or remove it\n"
-        "Error: 3 warning(s) and --strict is on\n")
+        f"content/publication.yaml:{bio}: restricted term 'botulinum toxin' in a "
+        "promotional output (the site's landing page); reword it there or remove it\n")
 
 
 def test_the_ebook_bio_and_article_may_name_a_restricted_term(demo):
@@ -203,8 +203,8 @@ def test_without_a_short_bio_the_landing_page_bio_is_checked(demo):
     pub_yaml.write_text(text[:start] + text[end:], encoding="utf-8")
     result = run(demo, "check", "--strict")
     line = line_of(pub_yaml, "approach to botox")
-    assert result.output.splitlines()[0] == (
-        f"warning: content/publication.yaml:{line}: restricted term 'Botox' in a promotional "
+    assert result.output.splitlines()[1] == (
+        f"content/publication.yaml:{line}: restricted term 'Botox' in a promotional "
         "output (the site's landing page); reword it there or remove it")
 
 

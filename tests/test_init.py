@@ -66,8 +66,8 @@ def test_a_fresh_project_passes_check_and_strict_names_every_placeholder(tmp_pat
     config = tmp_path / "g" / "content" / "publication.yaml"
     lines = strict.output.splitlines()
     assert lines[0].startswith("Error: ") and "warning(s) and --strict is on:" in lines[0]
-    assert f"{config}:14: 'Your Practice' is a placeholder; give the real name" in lines
-    assert f"{config}:19: 'www.example.com' is a placeholder domain; use your real address" in lines
+    assert f"{config}:15: 'Your Practice' is a placeholder; give the real name" in lines
+    assert f"{config}:20: 'www.example.com' is a placeholder domain; use your real address" in lines
     assert (f"{tmp_path / 'g'}/content/exercises/exercise-1.md:16: scaffold text "
             "'Replace this text' left; write your own") in lines
 
