@@ -209,11 +209,11 @@ class EmailRenderer:
     def _context(self, issue: Newsletter, web: bool) -> dict:
         cfg = self.cfg
         site_name = outputs.website_label(cfg)
-        if web:
-            why = f"This is the web version of {cfg.publisher}'s newsletter."
-        else:
-            why = (f"You're receiving this because you signed up for {cfg.publisher}'s "
-                   f"newsletter at {site_name} or {self.theme.strings['signup_elsewhere']}.")
+        words = self.theme.strings
+        why = words["why_web" if web else "why_email"]
+        for name, value in (("publisher", cfg.publisher), ("site", site_name),
+                            ("signup_elsewhere", words["signup_elsewhere"])):
+            why = why.replace("{" + name + "}", value)  # plain text: no format-string errors
         why = smarten(why)
         return dict(pub=self.pub, cfg=cfg, issue=issue, web=web, direction=self.direction,
                     first_name=cfg.newsletter.fallback_name if web else mergefields.FIRST_NAME,

@@ -8,7 +8,7 @@ import logging
 import re
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from pressroom.config import Config
 from pressroom.mediatypes import media_type
@@ -53,7 +53,7 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
     book = epub.EpubBook()
     build_metadata(book, pub.config)
     docs = build_documents(book, pub, theme)
-    build_navigation(book, pub, docs)
+    build_navigation(book, pub, docs, theme.strings)
     return {ebook_name(pub.config): build_package(book, pub, theme)}
 
 
@@ -125,26 +125,29 @@ def build_documents(book, pub: Publication, theme: Theme) -> Documents:
         book.add_item(item)
         return item
 
+    words = theme.strings
     return Documents(
-        css=css, cover=doc("cover.xhtml", "Cover", "cover.xhtml"),
-        title=doc("title.xhtml", "Title page", "title.xhtml"),
+        css=css, cover=doc("cover.xhtml", words["nav_cover"], "cover.xhtml"),
+        title=doc("title.xhtml", words["nav_title_page"], "title.xhtml"),
         articles=[doc(f"article-{a.slug}.xhtml", a.title, "article.xhtml", article=a,
                       loop_first=i == 0) for i, a in enumerate(pub.articles)],
-        part=doc("exercises.xhtml", "The exercises", "exercises.xhtml"),
+        part=doc("exercises.xhtml", words["nav_exercises"], "exercises.xhtml"),
         exercises=[doc(exercise_file(ex), ex.title, "exercise.xhtml", ex=ex)
                    for ex in pub.exercises],
-        routines=(doc("routines.xhtml", "Routines", "routines.xhtml", link=exercise_file)
+        routines=(doc("routines.xhtml", words["nav_routines"], "routines.xhtml",
+                      link=exercise_file)
                   if pub.routines else None),
-        about=doc("about.xhtml", "About the author", "about.xhtml"),
-        back=doc("back.xhtml", "Keep going", "back.xhtml",
+        about=doc("about.xhtml", words["nav_about"], "about.xhtml"),
+        back=doc("back.xhtml", words["nav_back"], "back.xhtml",
                  handout_url=download_url(cfg, handout_name(cfg))))
 
 
-def build_navigation(book, pub: Publication, docs: Documents) -> None:
-    """The navigation document, the NCX, the table of contents, the spine and the landmarks."""
+def build_navigation(book, pub: Publication, docs: Documents, words: Mapping[str, str]) -> None:
+    """The navigation document, the NCX, the table of contents, the spine and the landmarks
+    (labelled with the theme's ``nav_*`` strings)."""
     from ebooklib import epub
 
-    nav = epub.EpubNav(uid="nav", file_name="nav.xhtml", title="Contents")
+    nav = epub.EpubNav(uid="nav", file_name="nav.xhtml", title=words["nav_contents"])
     nav.add_item(docs.css)
     book.add_item(nav)
     book.add_item(epub.EpubNcx())
@@ -153,16 +156,16 @@ def build_navigation(book, pub: Publication, docs: Documents) -> None:
         subs = [epub.Link(f"{item.file_name}#{h.anchor}", h.text, h.anchor)
                 for h in a.body.headings if h.level == 2]
         toc.append((epub.Section(a.title, item.file_name), subs) if subs else item)
-    toc.append((epub.Section("The exercises", docs.part.file_name), docs.exercises))
+    toc.append((epub.Section(words["nav_exercises"], docs.part.file_name), docs.exercises))
     routines = [docs.routines] if docs.routines is not None else []
     book.toc = [*toc, *routines, docs.about, docs.back]
     book.spine = [docs.cover, docs.title, nav, *docs.articles, docs.part, *docs.exercises,
                   *routines, docs.about, docs.back]
     first = docs.articles[0] if docs.articles else docs.part
     book.guide = [
-        {"type": "cover", "href": docs.cover.file_name, "title": "Cover"},
-        {"type": "toc", "href": nav.file_name, "title": "Contents"},
-        {"type": "text", "href": first.file_name, "title": "Start reading"},
+        {"type": "cover", "href": docs.cover.file_name, "title": words["nav_cover"]},
+        {"type": "toc", "href": nav.file_name, "title": words["nav_contents"]},
+        {"type": "text", "href": first.file_name, "title": words["nav_start"]},
     ]
 
 

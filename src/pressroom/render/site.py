@@ -71,18 +71,15 @@ def downloads(pub: Publication, strings: Mapping[str, str]) -> list[Download]:
     paper = "A4" if cfg.paper == "a4" else "US Letter"
     names = download_names(cfg, pub.daily is not None)
     out = [
-        Download("ebook", download_path(names[0]), "The ebook", "Download the ebook", "EPUB",
-                 "For Apple Books, Google Play Books, Kobo and most e-readers."),
-        Download("handout", download_path(names[1]), "The printable handout",
-                 "Download the handout", f"PDF, {paper}",
-                 "The same guide laid out for printing" + (
-                     ", with a progress tracker to tick off each session." if pub.programme
-                     else ".")),
+        Download("ebook", download_path(names[0]), strings["ebook_title"],
+                 strings["ebook_button"], "EPUB", strings["ebook_note"]),
+        Download("handout", download_path(names[1]), strings["handout_title"],
+                 strings["handout_button"], f"PDF, {paper}",
+                 strings["handout_note_tracker" if pub.programme else "handout_note"]),
     ]
     if pub.daily is not None:
-        out.append(Download("quickref", download_path(names[2]), "The quick reference",
-                            "Download the quick reference",
-                            f"PDF, one {paper} page",
+        out.append(Download("quickref", download_path(names[2]), strings["quickref_title"],
+                            strings["quickref_button"], f"PDF, one {paper} page",
                             f"{pub.daily.title}, on one page {strings['quickref_keep']}."))
     return out
 
