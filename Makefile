@@ -57,7 +57,9 @@ lint: $(TEST_STAMP)
 test: system-test $(TEST_STAMP) $(NODE_STAMP) lint
 	$(BIN)/python -m pytest -q
 
+# Every README performance figure comes from one run of this (output/bench.json). Needs pandoc.
 bench: system-test $(TEST_STAMP)
+	@command -v pandoc >/dev/null || { echo "make bench compares with Pandoc: sudo apt-get install pandoc" >&2; exit 1; }
 	$(BIN)/python scripts/bench.py
 
 # Re-resolve every Python dependency within pyproject.toml's bounds and rewrite the locks.
