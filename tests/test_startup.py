@@ -8,7 +8,8 @@ import sys
 
 from projects import FIXTURES
 
-HEAVY = ("weasyprint", "ebooklib", "mjml", "css_inline", "cairosvg", "uharfbuzz", "playwright")
+HEAVY = ("weasyprint", "ebooklib", "mjml", "css_inline", "cairosvg", "uharfbuzz", "playwright",
+         "flask", "dns", "dkim")  # the rendering engines, the web and the sending stack
 PROBE = """
 import json, sys
 from pressroom.cli import cli

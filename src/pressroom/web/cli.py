@@ -50,7 +50,7 @@ def serve(config: Config, host: str, port: int, base_url: str | None) -> None:
       pressroom serve --project ../clinic --port 8080
       PRESSROOM_PROJECT=. gunicorn 'pressroom.web:create_app_from_env()'
     """
-    from pressroom.web import create_app
+    from pressroom.web.app import create_app
 
     if not (config.out / "site" / "index.html").is_file():
         click.secho(f"warning: {config.out / 'site'} has no index.html yet; run `pressroom "
