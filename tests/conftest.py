@@ -36,6 +36,16 @@ def project(tmp_path) -> Path:
     return copy_project("minimal", tmp_path / "proj")
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's, through Playwright) for the whole session: every
+    browser test opens its own contexts in it (Playwright's sync API allows one per thread)."""
+    from pressroom.web.screenshots import chromium
+
+    with chromium() as started:
+        yield started
+
+
 # Servers for the web tests: one of each per test module.
 
 @pytest.fixture(scope="module")

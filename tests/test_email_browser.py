@@ -19,7 +19,7 @@ from pressroom.config import load_config
 from pressroom.render.email import LONGEST_NAME
 from pressroom.theme import load_theme
 from pressroom.web.cli import preview
-from pressroom.web.screenshots import chromium, folder_fetch, open_email
+from pressroom.web.screenshots import folder_fetch, open_email
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(find_chromium() is None, reason=f"needs Chromium: {INSTALL_HINT}")]
@@ -56,12 +56,6 @@ CARD_BOXES = """() => Array.from(document.querySelectorAll('.card-media')).map(m
   const a = m.getBoundingClientRect(), b = s.getBoundingClientRect();
   return {media: [a.left, a.top, a.right, a.bottom], side: [b.left, b.top, b.right, b.bottom]};
 })"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -94,12 +94,10 @@ def test_html_validate_passes_every_site_page(demo_out):
     assert _html_validate("htmlvalidate-site.json", pages) == []
 
 
-def test_a_long_word_stays_inside_a_narrow_epub_page(demo_out, tmp_path):
+def test_a_long_word_stays_inside_a_narrow_epub_page(demo_out, tmp_path, browser):
     """The ebook's own stylesheet in Chromium at 540 px: an unbroken 300-letter word (a long
     URL, say) wraps instead of widening the page."""
     import zipfile
-
-    from pressroom.web.screenshots import chromium
 
     (epub,) = demo_out.glob("*.epub")
     zipfile.ZipFile(epub).extractall(tmp_path)
@@ -107,9 +105,8 @@ def test_a_long_word_stays_inside_a_narrow_epub_page(demo_out, tmp_path):
     text = chapter.read_text(encoding="utf-8")
     body = text.index(">", text.index("<body")) + 1
     chapter.write_text(text[:body] + f"<p>{'x' * 300}</p>" + text[body:], encoding="utf-8")
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 540, "height": 800})
-        page.goto(chapter.as_uri())
-        width = page.evaluate("document.documentElement.scrollWidth")
-        page.close()
+    page = browser.new_page(viewport={"width": 540, "height": 800})
+    page.goto(chapter.as_uri())
+    width = page.evaluate("document.documentElement.scrollWidth")
+    page.close()
     assert width <= 540

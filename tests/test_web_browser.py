@@ -17,7 +17,7 @@ from sitetest import (SECRET, preview_project, LiveServer, events, site_project,
                       text_part, with_mail)
 
 from pressroom.mail.subscribers import add_subscriber
-from pressroom.browser import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
+from pressroom.browser import INSTALL_HINT, find_chromium
 from pressroom.web import create_app
 from pressroom.web.preview import Preview, create_preview_app
 
@@ -37,18 +37,6 @@ NO_HORIZONTAL_SCROLL = ("() => [document.documentElement.scrollWidth, "
 @pytest.fixture(autouse=True)
 def secret_key(monkeypatch):
     monkeypatch.setenv("PRESSROOM_SECRET_KEY", SECRET)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(find_chromium()), args=list(CHROMIUM_ARGS))
-        yield browser
-        browser.close()
-
-
 
 
 @pytest.fixture(scope="module")

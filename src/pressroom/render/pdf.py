@@ -13,6 +13,7 @@ from pressroom.render.urlfetch import make_fetcher
 from pressroom.model import Publication, Routine
 from pressroom.outputs import build_time, handout_name, quickref_name, website_label
 from pressroom.render.fontconfig import font_configuration
+from pressroom.render.pdftags import finish_tags
 from pressroom.theme import Theme
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def write_document(doc, document: str) -> bytes:
 
     try:
         with _forward_weasyprint_logs(document):
-            return doc.write_pdf(**_pdf_options())
+            return doc.write_pdf(finisher=finish_tags, **_pdf_options())
     except FatalURLFetchingError as exc:
         raise RenderError(_fetch_message(exc, document)) from None
 
