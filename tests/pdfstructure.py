@@ -5,9 +5,15 @@ reading-order rule the tests hold both PDFs to.
 The reading-order rule (recursive, rows before columns): for any two elements that share a
 parent and draw on the same page, the later one never lies wholly above the earlier one, and
 when they sit side by side (their vertical extents overlap) the later one never lies wholly to
-the left of the earlier one. Applied at every level down to the single MCIDs of an element, it
-makes the depth-first order of a page's MCIDs the order a sighted reader takes: top to bottom,
-and left to right across a row.
+the left of the earlier one. Applied at every level of the tree, it makes the depth-first order
+of a page's MCIDs the order a sighted reader takes: top to bottom, and left to right across a
+row; content set in columns reads column by column only when each column is its own element
+(as WeasyPrint tags CSS columns). Between the MCIDs inside one element only the first half
+applies (line by line): WeasyPrint draws a contents line's dot leader right to left.
+
+Positions: a text show counts as its glyph line (from 0.2 em below the baseline to 0.8 em
+above, at its start point), a painted path by its points, an image by its placed unit square;
+clipping paths paint nothing and are skipped.
 """
 
 from __future__ import annotations
