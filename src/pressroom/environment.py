@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 # The libraries whose version changes rendered bytes or warnings.
-RENDERERS = ("weasyprint", "pydyf", "fonttools", "uharfbuzz", "cairosvg", "cairocffi",
+RENDERERS = ("weasyprint", "pydyf", "fonttools", "uharfbuzz", "resvg-py",
              "mjml-python", "css-inline", "ebooklib", "markdown-it-py", "mdit-py-plugins",
              "jinja2", "segno", "pillow")
 # Where fontconfig finds the machine's fonts (fallbacks for characters a theme font lacks).
