@@ -1,5 +1,5 @@
 """Allow ``python -m pressroom``."""
 
-from pressroom.cli import main
+from pressroom.fastpath import main
 
 main()

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from pressroom import jobs
+from pressroom import fastpath, jobs
 from pressroom.config import Config
 from pressroom.content import load_publication
 from pressroom.errors import PressroomError
 from pressroom.model import Publication
 from pressroom.output import write_all
 from pressroom.outputs import FORMATS, download_names, download_path, ebook_name
-from pressroom.theme import Theme, load_theme
+from pressroom.theme import Theme, load_theme, theme_roots
 from pressroom.epubcheck import EpubCheckResult, PendingCheck, epubcheck_jar
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,8 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PressroomError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    roots = list(dict.fromkeys([config.content_dir, *theme_roots(config)]))
+    inputs_stamp = fastpath.stamp(roots)  # before anything is read: an edit now means "changed"
     pub, theme = load(config)
     keys = jobs.job_keys(pub, theme, formats)
     manifest = {} if force else jobs.load_manifest(config.out)
@@ -225,13 +227,31 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
         result.epubcheck = check.result()
     if "site" in formats:
         files.update(_downloads(config, files, pub.daily is not None))
-    if todo:
-        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest)
+    fast = _fast_record(config, formats, keys, roots, inputs_stamp, pub.daily is not None,
+                        result.warnings)
+    if todo or fast != manifest.get("fast"):
+        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest, fast)
     result.rendered = [j.name for j in todo]
     result.written = write_all(files)
     result.written.pop(config.out / jobs.MANIFEST, None)
     _remove_stale(config.out, old_jobs, jobs_manifest)
     return result
+
+
+def _fast_record(config: Config, formats: tuple[str, ...], keys: dict[jobs.Job, str],
+                 roots: list[Path], inputs_stamp: str, quick_reference: bool,
+                 warnings: list[str]) -> dict | None:
+    """What lets the next identical ``pressroom build`` stop early (fastpath.py); None when it
+    must replay warnings, which only the full build does."""
+    if warnings:
+        return None
+    downloads = [[name, f"site/{download_path(name)}"]
+                 for name in download_names(config, quick_reference)] if "site" in formats else []
+    return {"stamp": inputs_stamp, "roots": [str(r) for r in roots],
+            "project": str(config.project), "out": str(config.out),
+            "formats": sorted(set(formats)), "all": sorted(FORMATS),
+            "jobs": [j.name for j in keys],
+            "downloads": downloads}
 
 
 def _collect(config: Config, todo: list[jobs.Job], keys: dict[jobs.Job, str],

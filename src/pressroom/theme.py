@@ -118,6 +118,13 @@ def _template_location(exc: BaseException, fallback: str) -> str:
     return where
 
 
+def theme_roots(config: Config) -> list[Path]:
+    """Every folder the theme's folders can come from, whether it exists now or not (a no-op
+    rebuild is only decided when none of them changed, see fastpath.py)."""
+    return [config.project / OVERLAY, config.project / "themes",
+            BUILTIN_THEMES / config.theme, BUILTIN_THEMES / "default"]
+
+
 def _folders(config: Config) -> list[Path]:
     overlay = config.project / OVERLAY
     themes = [config.project / "themes" / config.theme, BUILTIN_THEMES / config.theme,
