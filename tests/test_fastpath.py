@@ -21,7 +21,7 @@ from pressroom.fastpath import noop_report
 FORMATS = ("--format", "epub", "--format", "email")
 PROBE = """
 import json, sys
-from pressroom.fastpath import main
+from pressroom.__main__ import main
 main()
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
       ("click", "jinja2", "markdown_it", "ebooklib", "yaml")

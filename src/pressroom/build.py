@@ -193,6 +193,7 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PressroomError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    fastpath.forget_digests()
     roots = list(dict.fromkeys([config.content_dir, *theme_roots(config)]))
     inputs_stamp = fastpath.stamp(roots)  # before anything is read: an edit now means "changed"
     pub, theme = load(config)

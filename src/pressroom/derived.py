@@ -10,7 +10,7 @@ from pathlib import Path
 from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
-from pressroom import __version__
+from pressroom import __version__, environment
 from pressroom.errors import RenderError
 from pressroom.output import write_atomic
 
@@ -51,7 +51,7 @@ def svg_png(project: Path, key: bytes, svg: Callable[[], bytes], width: int,
     relative links. Text is set in ``fonts`` (the theme's files) first, with the generic
     families mapped by ``families`` (e.g. ``{"sans-serif": "Lato"}``), then the machine's."""
     families = dict(families or {})
-    key += "\0".join(["", RASTERISER, _version(RASTERISER), *map(_font_id, fonts),
+    key += "\0".join(["", RASTERISER, environment.version(RASTERISER), *map(_font_id, fonts),
                        *(f"{k}={v}" for k, v in sorted(families.items()))]).encode("utf-8")
 
     def make() -> bytes:
@@ -69,13 +69,6 @@ def svg_png(project: Path, key: bytes, svg: Callable[[], bytes], width: int,
             raise RenderError(f"{url or 'SVG'}: could not rasterise: {exc}") from None
 
     return cached(project, key, "png", make)
-
-
-@lru_cache(maxsize=4)
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    return metadata.version(dist)
 
 
 # Part of every raster's cache key: another rasteriser (or version) draws other pixels.

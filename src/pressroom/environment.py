@@ -50,7 +50,8 @@ def _installed() -> dict[str, str]:
     return found
 
 
-def _version(dist: str) -> str:
+def version(dist: str) -> str:
+    """The installed version of distribution ``dist`` ("-" when it is not installed)."""
     return _installed().get(_norm(dist), "-")
 
 
@@ -87,7 +88,7 @@ def font_files() -> list[tuple[str, int]]:
 def describe() -> dict[str, str]:
     """What the fingerprint is made of, readable (versions, subsetter, font set digest)."""
     fonts = hashlib.sha256(repr(font_files()).encode()).hexdigest()[:16]
-    facts = {dist: _version(dist) for dist in RENDERERS}
+    facts = {dist: version(dist) for dist in RENDERERS}
     facts["harfbuzz-subset"] = harfbuzz_subset()
     facts["fonts"] = fonts
     return facts

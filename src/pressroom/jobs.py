@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pressroom import __version__, environment
-from pressroom.fastpath import MANIFEST
+from pressroom.fastpath import MANIFEST, file_digest
 from pressroom.model import Publication
 from pressroom.theme import Theme
 
@@ -35,8 +35,7 @@ def _digest(paths: list[Path], extra: str = "") -> str:
     # one this machine would give now.
     h.update(f"{__version__}\n{environment.fingerprint()}\n{extra}\n".encode())
     for path in sorted(set(paths)):
-        h.update(str(path).encode() + b"\0")
-        h.update(path.read_bytes())
+        h.update(str(path).encode() + b"\0" + file_digest(path))
     return h.hexdigest()
 
 
