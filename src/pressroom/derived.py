@@ -22,14 +22,26 @@ def cache_dir(project: Path) -> Path:
     return project / ".pressroom" / "cache"
 
 
+def _cache_path(project: Path, key: bytes, ext: str) -> Path:
+    digest = hashlib.sha256(__version__.encode() + b"\0" + key).hexdigest()
+    return cache_dir(project) / f"{digest}.{ext}"
+
+
+def peek(project: Path, key: bytes, ext: str) -> bytes | None:
+    """What :func:`cached` has for ``key``, or None (nothing is made)."""
+    try:
+        return _cache_path(project, key, ext).read_bytes()
+    except OSError:
+        return None
+
+
 def cached(project: Path, key: bytes, ext: str, make: Callable[[], bytes]) -> bytes:
     """``make()``'s bytes, from the cache when the same ``key`` was made before.
 
     The key covers every input (the caller passes e.g. the SVG source and the size); a
     damaged or unwritable cache only costs time, never a wrong result.
     """
-    digest = hashlib.sha256(__version__.encode() + b"\0" + key).hexdigest()
-    path = cache_dir(project) / f"{digest}.{ext}"
+    path = _cache_path(project, key, ext)
     try:
         return path.read_bytes()
     except OSError:
@@ -51,8 +63,7 @@ def svg_png(project: Path, key: bytes, svg: Callable[[], bytes], width: int,
     relative links. Text is set in ``fonts`` (the theme's files) first, with the generic
     families mapped by ``families`` (e.g. ``{"sans-serif": "Lato"}``), then the machine's."""
     families = dict(families or {})
-    key += "\0".join(["", RASTERISER, environment.version(RASTERISER), *map(_font_id, fonts),
-                       *(f"{k}={v}" for k, v in sorted(families.items()))]).encode("utf-8")
+    key = raster_key(key, fonts, families)
 
     def make() -> bytes:
         # resvg (Rust) imports in ~2 ms; CairoSVG needed cairocffi, ~0.5-1.3 s to import.
@@ -73,6 +84,16 @@ def svg_png(project: Path, key: bytes, svg: Callable[[], bytes], width: int,
 
 # Part of every raster's cache key: another rasteriser (or version) draws other pixels.
 RASTERISER = "resvg-py"
+
+
+def raster_key(key: bytes, fonts: Sequence[Path] = (),
+               families: Mapping[str, str] | None = None) -> bytes:
+    """The derived-file cache key of a raster: the caller's ``key`` plus the rasteriser, its
+    version and the fonts (peek with ``peek(project, raster_key(...), "png")``)."""
+    return key + "\0".join(["", RASTERISER, environment.version(RASTERISER),
+                            *map(_font_id, fonts),
+                            *(f"{k}={v}" for k, v in sorted((families or {}).items()))]
+                           ).encode("utf-8")
 
 
 @lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from pressroom.derived import svg_png
+from pressroom.derived import peek, raster_key, svg_png
 from pressroom.model import Publication
 from pressroom.theme import Theme
 
@@ -168,16 +168,22 @@ def cover_png(pub: Publication, theme: Theme) -> bytes:
 
 
 def cover_png_in_background(pub: Publication, theme: Theme) -> Callable[[], bytes]:
-    """Start :func:`cover_png` in a thread and return a function that waits for its bytes (and
-    raises its error). resvg releases the GIL, so on a cache miss the ~0.4 s raster overlaps
-    whatever the caller does meanwhile (the EPUB's documents)."""
+    """:func:`cover_png`, its raster made in a thread; returns a function that waits for the
+    bytes (and raises the thread's error). resvg releases the GIL, so on a cache miss its
+    ~0.4 s overlaps what the caller does meanwhile (the EPUB's documents). The drawing (Python)
+    is done here first: Python work in the thread would slow this one down (GIL convoy)."""
     import threading
 
+    project, key = pub.config.project, cover_key(pub, theme)
+    hit = peek(project, raster_key(key), "png")
+    if hit is not None:
+        return lambda: hit
+    svg = cover_svg(pub, theme).encode("utf-8")
     box: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            box["png"] = cover_png(pub, theme)
+            box["png"] = svg_png(project, key, lambda: svg, WIDTH, HEIGHT)
         except BaseException as exc:  # handed to the caller, re-raised there
             box["error"] = exc
 
