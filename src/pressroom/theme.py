@@ -92,6 +92,7 @@ class _BytecodeCache(jinja2.FileSystemBytecodeCache):
     def __init__(self, directory: Path) -> None:
         super().__init__(str(directory))
         self.path = directory
+        self.made = False  # mkdir once per process, not once per template
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         try:
@@ -101,7 +102,9 @@ class _BytecodeCache(jinja2.FileSystemBytecodeCache):
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            if not self.made:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self.made = True
             super().dump_bytecode(bucket)
         except OSError as exc:
             log.debug("could not cache compiled template %s: %s", bucket.key, exc)
@@ -116,6 +119,13 @@ def _template_location(exc: BaseException, fallback: str) -> str:
             where = f"{filename}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where
+
+
+def theme_roots(config: Config) -> list[Path]:
+    """Every folder the theme's folders can come from, whether it exists now or not (a no-op
+    rebuild is only decided when none of them changed, see fastpath.py)."""
+    return [config.project / OVERLAY, config.project / "themes",
+            BUILTIN_THEMES / config.theme, BUILTIN_THEMES / "default"]
 
 
 def _folders(config: Config) -> list[Path]:

@@ -10,8 +10,10 @@ passed through here: the loader calls ``smarten`` only on prose fields.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from markdown_it.rules_core import StateCore
+if TYPE_CHECKING:  # config.py imports this module: loading a project needs no markdown-it
+    from markdown_it.rules_core import StateCore
 
 NBSP = "\u00a0"
 # Units that must not be separated from their number at a line break: "5 s", "10 min".

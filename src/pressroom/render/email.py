@@ -60,13 +60,17 @@ def image_file_name(img: Image) -> str:
     return f"{img.stem}{'.png' if suffix == '.svg' else suffix}"
 
 
-def _raster(path: Path, width: int, project: Path) -> bytes:
-    """The PNG bytes email clients get for an SVG (may fill the derived-file cache, keyed by
-    source and width); rasters as they are."""
+def _raster(path: Path, width: int, project: Path, theme: Theme) -> bytes:
+    """The PNG bytes email clients get for an SVG, its text in the theme's fonts (may fill the
+    derived-file cache, keyed by source, width and fonts); rasters as they are."""
     if path.suffix.lower() != ".svg":
         return path.read_bytes()
     svg = path.read_bytes()
-    return svg_png(project, svg + f"\0{width}".encode(), lambda: svg, width, url=str(path))
+    fonts = theme.tokens["fonts"]
+    files = [theme.asset(f["file"]) for k in ("body", "heading") for f in fonts[k]["files"]]
+    generic = {"sans-serif": fonts["body"]["family"], "serif": fonts["heading"]["family"]}
+    return svg_png(project, svg + f"\0{width}".encode(), lambda: svg, width, url=str(path),
+                   fonts=files, families=generic)
 
 
 def mjml_problem(source: str) -> tuple[int, str, str | None] | None:
@@ -330,14 +334,15 @@ class EmailRenderer:
         may fill the derived-file cache."""
         folder = f"site/{outputs.EMAIL_IMAGES}"
         out = {} if self.theme.logo is None else {
-            f"{folder}/logo.png": _raster(self.theme.logo, 128, self.cfg.project)}
+            f"{folder}/logo.png": _raster(self.theme.logo, 128, self.cfg.project, self.theme)}
         for issue in issues:
             for ex in issue.featured:
                 name = image_file_name(ex.illustration)
-                out[f"{folder}/{name}"] = _raster(ex.illustration.path, 440, self.cfg.project)
+                out[f"{folder}/{name}"] = _raster(ex.illustration.path, 440, self.cfg.project,
+                                                   self.theme)
             for img in issue.body.images:
                 out[f"{folder}/{image_file_name(img)}"] = _raster(
-                    img.path, 2 * BODY_IMAGE_PX, self.cfg.project
+                    img.path, 2 * BODY_IMAGE_PX, self.cfg.project, self.theme
                 )
         return out
 

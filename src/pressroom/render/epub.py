@@ -8,14 +8,14 @@ import logging
 import re
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pressroom.config import Config
 from pressroom.mediatypes import media_type
 from pressroom.model import Exercise, Publication
 from pressroom.outputs import build_time, download_url, ebook_name, handout_name
 from pressroom.render import fonts
-from pressroom.render.cover import cover_png
+from pressroom.render.cover import cover_png, cover_png_in_background
 from pressroom.theme import Theme
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,12 @@ def render_epub(pub: Publication, theme: Theme) -> dict[str, bytes]:
 
         files = render_epub(load_publication(config), load_theme(config))
     """
+    cover = cover_png_in_background(pub, theme)  # overlaps the documents below
     from ebooklib import epub
 
     book = epub.EpubBook()
     build_metadata(book, pub.config)
-    docs = build_documents(book, pub, theme)
+    docs = build_documents(book, pub, theme, cover)
     build_navigation(book, pub, docs, theme.strings)
     return {ebook_name(pub.config): build_package(book, pub, theme)}
 
@@ -103,16 +104,18 @@ def exercise_file(ex: Exercise) -> str:
     return f"exercise-{ex.slug}.xhtml"
 
 
-def build_documents(book, pub: Publication, theme: Theme) -> Documents:
+def build_documents(book, pub: Publication, theme: Theme,
+                    cover: Callable[[], bytes] | None = None) -> Documents:
     """The stylesheet, cover image, illustrations and every content document, added to the book's
-    manifest."""
+    manifest; ``cover()`` gives the cover PNG when it is being made meanwhile."""
     from ebooklib import epub
 
     cfg = pub.config
     css = epub.EpubItem(uid="style", file_name="style.css", media_type="text/css",
                         content=theme.render("epub/style.css").encode("utf-8"))
     book.add_item(css)
-    book.set_cover("images/cover.png", cover_png(pub, theme), create_page=False)
+    # The cover item keeps its place in the manifest; its bytes are filled in at the end.
+    book.set_cover("images/cover.png", b"", create_page=False)
     for img in pub.images:
         book.add_item(epub.EpubItem(uid=img.stem, file_name=img.src, media_type=media_type(img.src),
                                     content=img.path.read_bytes()))
@@ -126,7 +129,7 @@ def build_documents(book, pub: Publication, theme: Theme) -> Documents:
         return item
 
     words = theme.strings
-    return Documents(
+    documents = Documents(
         css=css, cover=doc("cover.xhtml", words["nav_cover"], "cover.xhtml"),
         title=doc("title.xhtml", words["nav_title_page"], "title.xhtml"),
         articles=[doc(f"article-{a.slug}.xhtml", a.title, "article.xhtml", article=a,
@@ -140,6 +143,8 @@ def build_documents(book, pub: Publication, theme: Theme) -> Documents:
         about=doc("about.xhtml", words["nav_about"], "about.xhtml"),
         back=doc("back.xhtml", words["nav_back"], "back.xhtml",
                  handout_url=download_url(cfg, handout_name(cfg))))
+    book.get_item_with_id("cover-img").content = cover() if cover else cover_png(pub, theme)
+    return documents
 
 
 def build_navigation(book, pub: Publication, docs: Documents, words: Mapping[str, str]) -> None:

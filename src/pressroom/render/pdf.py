@@ -193,9 +193,17 @@ def quickref_pdf(pub: Publication, theme: Theme, paper: str, print_shop: bool,
     return write_document(doc, document)
 
 
-def render_pdf(pub: Publication, theme: Theme) -> dict[str, bytes]:
+def pdf_parts(pub: Publication) -> tuple[str, ...]:
+    """The documents of the PDF job: the handout, and the quick reference when there is a
+    daily routine. Each can render alone (a parallel build gives each its own process)."""
+    return ("handout", "quick-reference") if pub.daily is not None else ("handout",)
+
+
+def render_pdf(pub: Publication, theme: Theme,
+               parts: tuple[str, ...] | None = None) -> dict[str, bytes]:
     """``{"<slug>-handout.pdf": ..., "<slug>-quick-reference.pdf": ...}`` for the configured
-    paper (``a4``/``letter``) and ``print_shop`` (3 mm bleed and crop marks).
+    paper (``a4``/``letter``) and ``print_shop`` (3 mm bleed and crop marks); ``parts`` picks
+    some of :func:`pdf_parts` (default: all).
 
     Example::
 
@@ -203,9 +211,12 @@ def render_pdf(pub: Publication, theme: Theme) -> dict[str, bytes]:
     """
     cfg = pub.config
     paper, shop = cfg.paper, cfg.print_shop
-    handout = handout_name(cfg)
-    out = {handout: html_to_pdf(handout_html(pub, theme, paper, shop), pub, theme, handout)}
-    if pub.daily is not None:
+    parts = pdf_parts(pub) if parts is None else parts
+    out = {}
+    if "handout" in parts:
+        handout = handout_name(cfg)
+        out[handout] = html_to_pdf(handout_html(pub, theme, paper, shop), pub, theme, handout)
+    if "quick-reference" in parts and pub.daily is not None:
         quickref = quickref_name(cfg)
         out[quickref] = quickref_pdf(pub, theme, paper, shop, quickref)
     return out
