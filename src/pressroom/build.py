@@ -25,14 +25,16 @@ log = logging.getLogger(__name__)
 Files = Mapping[str, bytes | str]
 
 
-def render_job(pub: Publication, theme: Theme, job: jobs.Job) -> Files:
-    """Render one job; renderers are imported lazily (WeasyPrint alone takes ~1 s to import)."""
+def render_job(pub: Publication, theme: Theme, job: jobs.Job, pages: jobs.PageMap) -> Files:
+    """Render one job; renderers are imported lazily (WeasyPrint alone takes ~1 s to import).
+    The PDF job hands the handout's page map to ``pages``; the ebook job takes it from there."""
     if job.name == "epub":
         from pressroom.render.epub import render_epub
-        return render_epub(pub, theme)
+        return render_epub(pub, theme, pages.get(pub, theme) if pub.config.epub.page_list
+                           else None)
     if job.name == "pdf":
         from pressroom.render.pdf import render_pdf
-        return render_pdf(pub, theme)
+        return render_pdf(pub, theme, on_page_map=pages.put)
     if job.name == "site":
         from pressroom.render.site import render_site
         return render_site(pub, theme)
@@ -52,13 +54,14 @@ class _Capture(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _run(pub: Publication, theme: Theme, job: jobs.Job) -> tuple[Files, list[str], str | None]:
+def _run(pub: Publication, theme: Theme, job: jobs.Job,
+         pages: jobs.PageMap) -> tuple[Files, list[str], str | None]:
     """Render a job, capturing its warnings; a user error comes back as its message."""
     capture = _Capture()
     logger = logging.getLogger("pressroom")
     logger.addHandler(capture)
     try:
-        return render_job(pub, theme, job), capture.messages, None
+        return render_job(pub, theme, job, pages), capture.messages, None
     except PressroomError as exc:
         return {}, capture.messages, exc.message
     finally:
@@ -66,13 +69,17 @@ def _run(pub: Publication, theme: Theme, job: jobs.Job) -> tuple[Files, list[str
 
 
 # Set before forking so worker processes inherit the loaded publication without pickling it.
-_FORKED: tuple[Publication, Theme] | None = None
+_FORKED: tuple[Publication, Theme, jobs.PageMap] | None = None
 
 
 def _run_forked(job_name: str) -> tuple[Files, list[str], str | None]:
     assert _FORKED is not None  # set by the parent before the pool forks
-    pub, theme = _FORKED
-    return _run(pub, theme, jobs.Job(job_name))
+    pub, theme, pages = _FORKED
+    try:
+        return _run(pub, theme, jobs.Job(job_name), pages)
+    finally:
+        if pages.made is None and pages.channel is not None:
+            pages.channel.put(None)  # the PDF failed before its layout: nobody may wait forever
 
 
 @dataclass
@@ -99,14 +106,18 @@ def load(config: Config) -> tuple[Publication, Theme]:
 
 
 def check(config: Config, strict: bool = False) -> tuple[Publication, list[str]]:
-    """Run the load phase (no rendering); return the Publication and the warnings: values left
+    """Run the load phase and the ebook's accessibility checks (nothing is written); return
+    the Publication and the warnings: values left
     from the scaffold or obviously fake, contradicting doses, restricted terms in promotional
-    outputs. Each warning is logged; with ``strict`` any warning is an error."""
+    outputs, what keeps the ebook from declaring its accessibility. Each warning is logged; with
+    ``strict`` any warning is an error."""
     from pressroom.editorial import editorial_warnings
     from pressroom.placeholders import placeholder_warnings
+    from pressroom.render.epub import accessibility_warnings
 
-    pub = load(config)[0]
-    warnings = placeholder_warnings(pub) + editorial_warnings(pub)
+    pub, theme = load(config)
+    warnings = (placeholder_warnings(pub) + editorial_warnings(pub)
+                + accessibility_warnings(pub, theme))
     if strict and warnings:
         raise PressroomError(f"{len(warnings)} warning(s) and --strict is on:\n"
                              + "\n".join(warnings))
@@ -115,12 +126,18 @@ def check(config: Config, strict: bool = False) -> tuple[Publication, list[str]]
     return pub, warnings
 
 
+def _ebook_after_handout(todo: list[jobs.Job]) -> list[jobs.Job]:
+    """The jobs in rendering order: the ebook after the PDF, whose layout gives its page list."""
+    return sorted(todo, key=lambda j: j.name == "epub")
+
+
 def _render_all(
     pub: Publication,
     theme: Theme,
     todo: list[jobs.Job],
     parallel: bool,
     on_step: Callable[[str], None] | None,
+    pages: jobs.PageMap,
 ) -> dict[str, tuple[Files, list[str], str | None]]:
     global _FORKED
     results: dict[str, tuple[Files, list[str], str | None]] = {}
@@ -131,20 +148,25 @@ def _render_all(
         import multiprocessing  # only a parallel build needs these (~6 ms to import)
         from concurrent.futures import ProcessPoolExecutor
 
-        _FORKED = (pub, theme)
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        context = multiprocessing.get_context("fork")
+        if pages.pages is None:
+            pages.channel = context.SimpleQueue()
+        _FORKED = (pub, theme, pages)
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
         if on_step:
             on_step("pdf")
         future = pool.submit(_run_forked, "pdf")
     try:
-        for job in todo:
+        for job in _ebook_after_handout(todo):
             if job in side:
                 continue
             if on_step:
                 on_step(job.name)
-            results[job.name] = _run(pub, theme, job)
+            results[job.name] = _run(pub, theme, job, pages)
         if future is not None:
             results["pdf"] = future.result()
+            if pages.channel is not None and pages.made is None and not pages.pdf_failed:
+                pages.receive()  # no ebook this build: keep the map for the cache
     finally:
         if future is not None:
             pool.shutdown()
@@ -171,16 +193,17 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     manifest = {} if force else jobs.load_manifest(config.out)
     todo = [j for j, k in keys.items() if not jobs.up_to_date(manifest, j, k, config.out)]
     result = BuildResult(skipped=[j.name for j in keys if j not in todo])
-    old_jobs = (
-        manifest.get("jobs", {}) if manifest else jobs.load_manifest(config.out).get("jobs", {})
-    )
+    previous = manifest or jobs.load_manifest(config.out)
+    old_jobs = previous.get("jobs", {})
     for name in result.skipped:
         for message in old_jobs.get(name, {}).get("warnings", []):
             log.warning(message)
             result.warnings.append(message)
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1
-    rendered = _render_all(pub, theme, todo, parallel, on_step)
+    handout_key = jobs.handout_key(pub, theme)
+    pages = jobs.PageMap(jobs.cached_page_map(manifest, handout_key))
+    rendered = _render_all(pub, theme, todo, parallel, on_step, pages)
     errors = [err for _files, _warns, err in rendered.values() if err]
     if errors:
         raise PressroomError("\n".join(errors))
@@ -204,7 +227,9 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     if "site" in formats:
         files.update(_downloads(config, files, pub.daily is not None))
     if todo:
-        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest)
+        page_map = ({"key": handout_key, "pages": pages.made.to_json()} if pages.made
+                    else previous.get("page_map"))
+        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest, page_map)
     result.rendered = [j.name for j in todo]
     result.written = write_all(files)
     result.written.pop(config.out / jobs.MANIFEST, None)
