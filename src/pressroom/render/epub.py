@@ -48,14 +48,29 @@ def render_epub(pub: Publication, theme: Theme,
     return {ebook_name(pub.config): data}
 
 
+# What ebooklib writes before a document's body content (XML declaration, doctype, <html>, the
+# rebuilt <head>): check's copies put the content on the same lines as the packaged book's.
+_HEAD_LINES = 7
+
+
 def accessibility_warnings(pub: Publication, theme: Theme) -> list[str]:
-    """The ebook's accessibility problems (as ``file:line: ...`` warnings) without its print
-    page list or fonts: what ``check`` reports."""
-    return assemble(pub, theme, None, embed_fonts=False)[1]
+    """The ebook's accessibility problems as ``file:line: ...`` warnings, from its templates
+    alone (no ebooklib, no packaging: ``check`` stays light). The package's language and
+    reading order are made by the build itself and checked there."""
+    lang = pub.config.language
+    docs, sources = {}, {}
+    for name, _title, template, ctx in content_documents(pub, theme.strings):
+        body = theme.render(f"epub/{template}", pub=pub, **ctx)
+        docs[name] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org'
+                      f'/2007/ops" lang="{lang}" xml:lang="{lang}">' + "\n" * _HEAD_LINES
+                      + f"<body>{body}</body></html>")
+        sources[name] = Path(theme.env.get_template(f"epub/{template}").filename or template)
+    facts = a11y.check_documents(ebook_name(pub.config), docs, sources, list(docs), [])
+    return facts.problems + a11y.colour_problems(pub.config, theme)
 
 
-def assemble(pub: Publication, theme: Theme, pages: HandoutPages | None,
-             embed_fonts: bool = True) -> tuple[bytes, list[str]]:
+def assemble(pub: Publication, theme: Theme,
+             pages: HandoutPages | None) -> tuple[bytes, list[str]]:
     """The packaged ebook and its accessibility problems (none: it declares conformance)."""
     from ebooklib import epub
 
@@ -63,7 +78,7 @@ def assemble(pub: Publication, theme: Theme, pages: HandoutPages | None,
     build_metadata(book, pub.config)
     docs = build_documents(book, pub, theme)
     build_navigation(book, pub, docs, theme.strings)
-    raw = build_package(book, pub, theme, embed_fonts)
+    raw = build_package(book, pub, theme)
     extra, problems = finish_package(raw, book, pub, theme, docs.sources, pages)
     extra["META-INF/com.apple.ibooks.display-options.xml"] = theme.render(
         "epub/display-options.xml").encode("utf-8")
@@ -140,21 +155,32 @@ def build_documents(book, pub: Publication, theme: Theme) -> Documents:
         book.add_item(item)
         return item
 
-    words = theme.strings
+    items = {name: doc(name, title, template, **ctx)
+             for name, title, template, ctx in content_documents(pub, theme.strings)}
     return Documents(
-        css=css, cover=doc("cover.xhtml", words["nav_cover"], "cover.xhtml"),
-        title=doc("title.xhtml", words["nav_title_page"], "title.xhtml"),
-        articles=[doc(f"article-{a.slug}.xhtml", a.title, "article.xhtml", article=a,
-                      loop_first=i == 0) for i, a in enumerate(pub.articles)],
-        part=doc("exercises.xhtml", words["nav_exercises"], "exercises.xhtml"),
-        exercises=[doc(exercise_file(ex), ex.title, "exercise.xhtml", ex=ex)
-                   for ex in pub.exercises],
-        routines=(doc("routines.xhtml", words["nav_routines"], "routines.xhtml",
-                      link=exercise_file)
-                  if pub.routines else None),
-        about=doc("about.xhtml", words["nav_about"], "about.xhtml"),
-        back=doc("back.xhtml", words["nav_back"], "back.xhtml",
-                 handout_url=download_url(cfg, handout_name(cfg))), sources=sources)
+        css=css, cover=items["cover.xhtml"], title=items["title.xhtml"],
+        articles=[items[f"article-{a.slug}.xhtml"] for a in pub.articles],
+        part=items["exercises.xhtml"], exercises=[items[exercise_file(ex)] for ex in pub.exercises],
+        routines=items.get("routines.xhtml"), about=items["about.xhtml"],
+        back=items["back.xhtml"], sources=sources)
+
+
+def content_documents(pub: Publication, words: Mapping[str, str]) -> list[tuple[str, str, str,
+                                                                                dict]]:
+    """The book's content documents in reading order: (file name, title, template, context)."""
+    cfg = pub.config
+    return [
+        ("cover.xhtml", words["nav_cover"], "cover.xhtml", {}),
+        ("title.xhtml", words["nav_title_page"], "title.xhtml", {}),
+        *((f"article-{a.slug}.xhtml", a.title, "article.xhtml",
+           {"article": a, "loop_first": i == 0}) for i, a in enumerate(pub.articles)),
+        ("exercises.xhtml", words["nav_exercises"], "exercises.xhtml", {}),
+        *((exercise_file(ex), ex.title, "exercise.xhtml", {"ex": ex}) for ex in pub.exercises),
+        *([("routines.xhtml", words["nav_routines"], "routines.xhtml", {"link": exercise_file})]
+          if pub.routines else []),
+        ("about.xhtml", words["nav_about"], "about.xhtml", {}),
+        ("back.xhtml", words["nav_back"], "back.xhtml",
+         {"handout_url": download_url(cfg, handout_name(cfg))})]
 
 
 def build_navigation(book, pub: Publication, docs: Documents, words: Mapping[str, str]) -> None:
@@ -184,12 +210,11 @@ def build_navigation(book, pub: Publication, docs: Documents, words: Mapping[str
     ]
 
 
-def build_package(book, pub: Publication, theme: Theme, embed_fonts: bool = True) -> bytes:
+def build_package(book, pub: Publication, theme: Theme) -> bytes:
     """The embedded font subsets, then the packaged OCF zip (as ebooklib writes it)."""
     from ebooklib import epub
 
-    if embed_fonts:
-        fonts.embed_epub_fonts(book, pub, theme)
+    fonts.embed_epub_fonts(book, pub, theme)
     raw = io.BytesIO()
     epub.write_epub(raw, book, {"mtime": build_time(pub.config.date), "epub3_landmark": True,
                                 "landmark_title": "Landmarks", "epub3_pages": False,
