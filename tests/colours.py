@@ -1,28 +1,11 @@
-"""Colour helpers for the tests: WCAG 2 contrast and theme tokens written as CSS computes them."""
+"""Colour helpers for the tests: WCAG 2 contrast (the product's own, pressroom.contrast) and
+theme tokens written as CSS computes them."""
 
 from __future__ import annotations
 
+from pressroom.contrast import contrast, hex_rgb, luminance
 
-def luminance(rgb) -> float:
-    """WCAG 2 relative luminance of an sRGB colour given as 0-255 channels."""
-    def channel(c: float) -> float:
-        c /= 255
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-    r, g, b = (channel(c) for c in rgb[:3])
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def contrast(fg, bg) -> float:
-    """WCAG 2 contrast ratio of two sRGB colours."""
-    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
-    return (hi + 0.05) / (lo + 0.05)
-
-
-def hex_rgb(token: str) -> tuple[int, int, int]:
-    """'#2F6F6A' -> (47, 111, 106)."""
-    value = token.lstrip("#")
-    r, g, b = (int(value[i:i + 2], 16) for i in (0, 2, 4))
-    return r, g, b
+__all__ = ["contrast", "css_rgb", "hex_rgb", "luminance"]
 
 
 def css_rgb(token: str) -> str:

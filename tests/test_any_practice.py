@@ -145,7 +145,7 @@ def test_several_daily_routines_need_an_explicit_choice(tmp_path):
                              "shows\n")
     config.write_text(config.read_text() + "quick_reference: lunch\n")
     result = CliRunner().invoke(cli, ["check", "--project", str(project)])
-    assert result.output == (f"Error: {config}:42: 'quick_reference' must name a daily routine "
+    assert result.output == (f"Error: {config}:46: 'quick_reference' must name a daily routine "
                              "in content/routines/, got 'lunch' (daily routines: desk-break, "
                              "morning)\n")
 

@@ -22,11 +22,11 @@ def test_a_build_failing_beside_epubcheck_stops_it_and_writes_nothing(project, m
         real_init(self, *args, **kwargs)
         started.append(self)
 
-    def email_fails(pub, theme, job):
+    def email_fails(pub, theme, job, *rest):
         if job.name.startswith("email:"):
             assert started and started[0]._proc.poll() is None  # EPUBCheck is running now
             raise RenderError("01-hello: the newsletter could not be rendered")
-        return real_render(pub, theme, job)
+        return real_render(pub, theme, job, *rest)
 
     monkeypatch.setattr(PendingCheck, "__init__", remember)
     monkeypatch.setattr(build_module, "render_job", email_fails)

@@ -86,9 +86,9 @@ def test_a_build_with_warnings_leaves_them_to_the_full_build(project, monkeypatc
 
     real = build_module.render_job
 
-    def warn(pub, theme, job):
+    def warn(pub, theme, job, *rest):
         logging.getLogger("pressroom.render").warning("a warning to replay")
-        return real(pub, theme, job)
+        return real(pub, theme, job, *rest)
 
     monkeypatch.setattr(build_module, "render_job", warn)
     build(load_config(project), ("epub", "email"), parallel=False)

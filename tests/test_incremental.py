@@ -84,9 +84,9 @@ def test_cached_warnings_are_only_replayed_on_the_machine_state_that_gave_them(p
     config = load_config(project)
     real = build_module.render_job
 
-    def render_warning_about_the_machine(pub, theme, job):
+    def render_warning_about_the_machine(pub, theme, job, *rest):
         logging.getLogger("pressroom.render.pdf").warning("no HarfBuzz subsetter: slow fallback")
-        return real(pub, theme, job)
+        return real(pub, theme, job, *rest)
 
     monkeypatch.setattr(environment, "fingerprint", lambda: "harfbuzz-subset=missing")
     monkeypatch.setattr(build_module, "render_job", render_warning_about_the_machine)

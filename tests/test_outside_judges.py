@@ -57,6 +57,18 @@ def test_ace_finds_no_violations_in_the_demo_epub(ace_report):
     assert ace_report["earl:result"]["earl:outcome"] == "pass"
 
 
+def test_ace_reads_the_conformance_metadata(ace_report):
+    metadata = ace_report["earl:testSubject"]["metadata"]
+    assert metadata["dcterms:conformsTo"] == "EPUB Accessibility 1.1 - WCAG 2.2 Level AA"
+    assert metadata["a11y:certifiedBy"] == "Juvenology"
+    assert metadata["pageBreakSource"].endswith(", printable handout, A4")
+    present = ace_report["a11y-metadata"]["present"]
+    assert {"schema:accessMode", "schema:accessibilityFeature", "schema:accessibilityHazard",
+            "schema:accessibilitySummary", "schema:accessModeSufficient", "a11y:certifiedBy",
+            "dcterms:conformsTo"} <= set(present)
+    assert ace_report["a11y-metadata"]["empty"] == []
+
+
 def _html_validate(config: str, pages: list[Path]) -> list[str]:
     done = subprocess.run(
         [

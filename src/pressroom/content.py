@@ -81,10 +81,13 @@ def _slug_of(path: Path) -> str:
     return slug
 
 
-def _body(config: Config, path: Path, text: str, line: int, slug: str, shift: int = 0) -> Body:
+def _body(config: Config, path: Path, text: str, line: int, slug: str, shift: int = 0,
+          book: bool = True) -> Body:
+    """A content file's Markdown; ``book`` bodies (in the ebook and the handout) get block ids
+    for the ebook's print page markers."""
     text = substitute_facts(text, config.study, path, line)
     return markdown.render(text, path=path, first_line=line, content_dir=config.content_dir,
-                           id_prefix=slug, heading_shift=shift)
+                           id_prefix=slug, heading_shift=shift, block_ids=book)
 
 
 def _illustration(config: Config, f: Fields, key: str) -> Image:
@@ -220,7 +223,7 @@ def load_newsletter(config: Config, path: Path, exercises: dict[str, Exercise]) 
         number=f.integer("number", minimum=1),
         featured=featured,
         cta=cta,
-        body=_body(config, path, text, line, f"issue-{slug}", shift=0),
+        body=_body(config, path, text, line, f"issue-{slug}", shift=0, book=False),
     )
     f.done()
     return issue

@@ -41,7 +41,8 @@ def _callout_render(name: str):
             title = tok.info.strip()[len(name):].strip()
             head = f'<p class="callout-title">{html.escape(title)}</p>\n' if title else ""
             label = f' aria-label="{html.escape(title)}"' if title else ""
-            return f'<aside class="callout callout-{name}" role="note"{label}>\n{head}'
+            return (f'<aside class="callout callout-{name}"{_id_attr(tok)} role="note"{label}>\n'
+                    f'{head}')
         return "</aside>\n"
     return render
 
@@ -68,9 +69,14 @@ def _render_image(self, tokens, idx, options, env):
     return f'<img src="{src}" alt="{alt}" />'
 
 
+def _id_attr(tok: Token) -> str:
+    anchor = tok.attrGet("id")
+    return f' id="{html.escape(str(anchor))}"' if anchor else ""
+
+
 def _paragraph_open(self, tokens, idx, options, env):
     if _lone_image(tokens[idx + 1]):
-        return '<figure class="figure">\n'
+        return f'<figure class="figure"{_id_attr(tokens[idx])}>\n'
     return self.renderToken(tokens, idx, options, env)
 
 
@@ -109,7 +115,8 @@ def _footnote_rules(flavour: str) -> dict:
                 f'role="doc-noteref"{extra}>{n}</a></sup>')
 
     def block_open(self, tokens, idx, options, env):
-        return ('<section class="footnotes" role="doc-endnotes" aria-label="Notes">\n'
+        return (f'<section class="footnotes"{_id_attr(tokens[idx])} role="doc-endnotes" '
+                'aria-label="Notes">\n'
                 '<h2 class="footnotes-title">Notes</h2>\n')
 
     def note_open(self, tokens, idx, options, env):
@@ -141,17 +148,22 @@ def parse(markdown: str) -> list[Token]:
 
 
 def render(markdown: str, *, path: Path, first_line: int, content_dir: Path, id_prefix: str,
-           heading_shift: int = 0) -> Body:
+           heading_shift: int = 0, block_ids: bool = False) -> Body:
     """Render Markdown to safe (X)HTML and collect headings and images.
 
     Image sources are relative to ``content_dir`` and must exist there; errors name
     ``path:line``. ``id_prefix`` keeps anchors unique when documents are combined (the PDF).
     ``heading_shift`` demotes headings (an article's '##' sits under its '#' title).
+    ``block_ids`` gives every top-level block an id (``<prefix>_<n>``, which no heading anchor
+    can take): the same in the handout and the ebook, so the ebook can mark where each printed
+    page begins.
     """
     # Parse once; both flavours render the same token stream (they differ only in output rules).
     md = _RENDERERS["html"]
     env = {"prefix": f"{id_prefix}-"}
     tokens = md.parse(markdown, env)
+    if block_ids:
+        _number_blocks(tokens, id_prefix)
     headings: list[Heading] = []
     images: list[Image] = []
     used: set[str] = set()
@@ -189,6 +201,17 @@ def render(markdown: str, *, path: Path, first_line: int, content_dir: Path, id_
         images=tuple(images),
         has_footnotes=any(t.type == "footnote_block_open" for t in tokens),
     )
+
+
+def _number_blocks(tokens: list[Token], id_prefix: str) -> None:
+    """An id on each top-level block (headings keep their own anchors, set by render())."""
+    n = 0
+    for tok in tokens:
+        top = tok.level == 0 and tok.nesting == 1 or tok.type == "footnote_block_open"
+        if top and tok.type != "heading_open":
+            n += 1
+            if not tok.attrGet("id"):
+                tok.attrSet("id", f"{id_prefix}_{n}")
 
 
 def check_link(href: str, path: Path, line: int, project: Path) -> None:

@@ -75,6 +75,15 @@ PUBLICATION = (
         "e.g. brand, brand_dark, accent, ink, tint (see themes/default/theme.yaml)."),
     Key("brand.fonts", "mapping", "the theme's", "Font tokens to override, shaped like "
         "theme.yaml's `fonts`; font files go in the overlay folder theme/."),
+    Key("epub.page_list", "true | false", "true", "Mark where each page of the printed handout "
+        "(the configured paper) begins in the ebook, with a page list in its navigation, so "
+        "\"page 12 of the handout\" can be found in a reader; false leaves the handout's layout "
+        "out of the ebook build."),
+    Key("epub.certified_by", TEXT, "brand.name, else publisher", "Who declares the ebook's "
+        "EPUB Accessibility 1.1 / WCAG 2.2 AA conformance (a11y:certifiedBy); the declaration "
+        "is only made when the build's own accessibility checks pass."),
+    Key("epub.certifier_credential", TEXT, "none", "A credential of that evaluator "
+        "(a11y:certifierCredential); left out when absent."),
     Key("mail", "mapping", "none", "Sending settings (store, unsubscribe URL…): see Sending."),
     Key("smtp", "mapping", "none", "SMTP server settings: see Sending."),
 )

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import logging
 import math
+from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pressroom.errors import RenderError
@@ -13,6 +14,7 @@ from pressroom.render.urlfetch import make_fetcher
 from pressroom.model import Publication, Routine
 from pressroom.outputs import build_time, handout_name, quickref_name, website_label
 from pressroom.render.fontconfig import font_configuration
+from pressroom.render.pagemap import HandoutPages, page_starts
 from pressroom.render.pdftags import finish_tags
 from pressroom.theme import Theme
 
@@ -199,11 +201,24 @@ def pdf_parts(pub: Publication) -> tuple[str, ...]:
     return ("handout", "quick-reference") if pub.daily is not None else ("handout",)
 
 
-def render_pdf(pub: Publication, theme: Theme,
-               parts: tuple[str, ...] | None = None) -> dict[str, bytes]:
+def handout_page_map(pub: Publication, theme: Theme) -> HandoutPages:
+    """Lay the handout out (without drawing it) and return its page map: for an ebook built
+    without the PDF when no page map is cached."""
+    cfg = pub.config
+    handout = handout_name(cfg)
+    doc = render_document(handout_html(pub, theme, cfg.paper, cfg.print_shop), pub, theme,
+                          handout)
+    return page_starts(doc, cfg.paper)
+
+
+def render_pdf(pub: Publication, theme: Theme, parts: tuple[str, ...] | None = None,
+               on_page_map: Callable[[HandoutPages], None] | None = None) -> dict[str, bytes]:
     """``{"<slug>-handout.pdf": ..., "<slug>-quick-reference.pdf": ...}`` for the configured
     paper (``a4``/``letter``) and ``print_shop`` (3 mm bleed and crop marks); ``parts`` picks
     some of :func:`pdf_parts` (default: all).
+
+    ``on_page_map`` receives the handout's page map as soon as it is laid out, before it is
+    drawn (the ebook's print page list needs it; it is never laid out twice).
 
     Example::
 
@@ -215,7 +230,10 @@ def render_pdf(pub: Publication, theme: Theme,
     out = {}
     if "handout" in parts:
         handout = handout_name(cfg)
-        out[handout] = html_to_pdf(handout_html(pub, theme, paper, shop), pub, theme, handout)
+        doc = render_document(handout_html(pub, theme, paper, shop), pub, theme, handout)
+        if on_page_map is not None:
+            on_page_map(page_starts(doc, paper))
+        out[handout] = write_document(doc, handout)
     if "quick-reference" in parts and pub.daily is not None:
         quickref = quickref_name(cfg)
         out[quickref] = quickref_pdf(pub, theme, paper, shop, quickref)
