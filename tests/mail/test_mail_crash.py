@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import os
 import signal
 import subprocess
@@ -13,6 +14,9 @@ from mailtest import SECRET, add_subscribers, config_of, ledger, make_project, s
 
 from pressroom.mail import send_campaign
 from pressroom.mail.cli import send
+
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
 
 ISSUE = "01-welcome"
 
