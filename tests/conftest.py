@@ -96,5 +96,8 @@ def backend(request):
     try:
         yield "postgresql"
     finally:
+        from pressroom.mail.outbox import stop_notice_senders
+
+        stop_notice_senders(stores.CURRENT)  # its background sender must not outlive the test
         stores.CURRENT = None
         cluster.drop(name)

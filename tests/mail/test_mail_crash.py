@@ -85,6 +85,7 @@ def test_sigkill_at_a_random_point_then_resume_sends_everyone_exactly_once(tmp_p
     assert result.counts["sent"] + result.counts["unknown"] == 300
 
 
+@pytest.mark.sqlite_only  # the flock single-sender lock; PostgreSQL senders cooperate (#19)
 def test_two_concurrent_sends_one_refuses(tmp_path, server):
     project = make_project(tmp_path, smtp_section(server, rate=100))
     addresses = add_subscribers(project, 60)

@@ -151,3 +151,12 @@ def test_a_missing_postgresql_database_says_to_create_it(pg_cluster):
         f"{url}: cannot connect to the PostgreSQL subscriber store: database "
         '"no_such_database" does not exist; create it (createdb) and run `pressroom db upgrade`')
 
+
+
+def test_a_file_that_is_not_a_store_is_one_clear_error(tmp_path):
+    path = tmp_path / "subscribers.sqlite3"
+    path.write_bytes(b"this is not a database, just some text " * 200)
+    with pytest.raises(MailError) as caught:
+        open_store(path)
+    assert caught.value.message == (f"{path}: cannot open the subscriber store (file is not a "
+                                    "database); is it a Pressroom subscriber database?")
