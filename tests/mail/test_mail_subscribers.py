@@ -171,7 +171,7 @@ def test_store_lives_outside_output_and_migrates_old_schemas(outbox_project):
     db.commit()
     db.close()
     with open_store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.find("old@example.com").consent_source == "legacy"
         store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

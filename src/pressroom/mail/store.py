@@ -124,6 +124,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_at TEXT NOT NULL)""",
         "CREATE INDEX notices_due ON notices (status, next_attempt_at)",
     ),
+    (  # 5: several senders and relays: leases on claimed rows, global pacing, the relay used
+        # lease_owner/lease_until: the sender that claimed a row and until when (renewed while
+        # it lives); paced_at: the send slot handed out for the row (the hourly cap counts
+        # these across senders); relay: host:port of the relay that accepted the message.
+        "ALTER TABLE deliveries ADD COLUMN relay TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE deliveries ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE deliveries ADD COLUMN lease_until REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE deliveries ADD COLUMN paced_at REAL",
+        "CREATE INDEX deliveries_paced ON deliveries (paced_at) WHERE paced_at IS NOT NULL",
+        # One row per pacing key ('global', 'relay:HOST:PORT'): the next free send slot.
+        """CREATE TABLE send_pacing (
+            key TEXT PRIMARY KEY,
+            next_at REAL NOT NULL DEFAULT 0)""",
+        # Connection slots of relays with a `connections` limit, leased by senders.
+        """CREATE TABLE relay_slots (
+            relay TEXT NOT NULL,
+            slot INTEGER NOT NULL,
+            owner TEXT NOT NULL,
+            until REAL NOT NULL,
+            PRIMARY KEY (relay, slot))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
