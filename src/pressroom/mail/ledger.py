@@ -30,7 +30,7 @@ TAKEN = "claimed by another sender after this one's lease ran out"
 
 def is_postgres(store: Store) -> bool:
     """True when the store is PostgreSQL (several senders may share it)."""
-    return getattr(store, "dialect", "sqlite") == "postgresql"
+    return getattr(store.db, "dialect", "sqlite") == "postgresql"
 
 
 def worker_id() -> str:
