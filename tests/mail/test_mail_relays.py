@@ -78,7 +78,8 @@ def test_relays_list_and_the_single_mapping_form(tmp_path, server):
      "got 'MY-PASSWORD'"),
     ({"relays": [{"host": "b", "connections": 0}]}, "connections",
      "'smtp.relays.0.connections' must be at least 1, got 0"),
-    ({"relays": [{"host": "b", "pasword": "x"}]}, "pasword", "unknown key 'smtp.relays.0.pasword' — did you mean 'password_env'?"),
+    ({"relays": [{"host": "b", "pasword": "x"}]}, "pasword",
+     "unknown key 'smtp.relays.0.pasword' — did you mean 'password_env'?"),
     ({"relays": []}, "relays", "'smtp.relays' must be a list of at least 1 entries"),
 ])
 def test_bad_relays_name_the_line(tmp_path, smtp, key, message):
