@@ -76,7 +76,8 @@ PUBLICATION = (
     Key("brand.fonts", "mapping", "the theme's", "Font tokens to override, shaped like "
         "theme.yaml's `fonts`; font files go in the overlay folder theme/."),
     Key("mail", "mapping", "none", "Sending settings (store, unsubscribe URL…): see Sending."),
-    Key("smtp", "mapping", "none", "SMTP server settings: see Sending."),
+    Key("smtp", "mapping", "none", "SMTP server settings, or several relays (`smtp.relays`): "
+        "see Sending."),
 )
 
 ARTICLE = (
