@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import stores
 from sitetest import Inbox, LiveServer
 
 from projects import ROOT, build_project, copy_project, smtp_sink  # noqa: F401 (re-exported)
@@ -47,9 +48,53 @@ def smtp():
         yield controller
 
 
+@pytest.fixture(autouse=True)
+def _empty_inbox(request):
+    """Each test sees only its own messages (a test runs once per store backend)."""
+    if "smtp" in request.fixturenames:
+        request.getfixturevalue("smtp").inbox.clear()
+
+
 @pytest.fixture(scope="module")
 def live():
     """The subscription service on a real WSGI server in a thread."""
     server = LiveServer()
     yield server
     server.close()
+
+
+# The store backends: a test (or module, through usefixtures) that takes ``backend`` runs once on
+# SQLite and once on PostgreSQL; marked ``sqlite_only``, only on SQLite.
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", BACKENDS[:1] if only else BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One private PostgreSQL cluster for the whole session (started on first use)."""
+    cluster = stores.Cluster()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def backend(request):
+    """"sqlite", or "postgresql" with a fresh migrated database in ``stores.CURRENT`` (which
+    the project helpers write into ``mail.store``)."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.fresh()
+    stores.CURRENT = cluster.url(name)
+    try:
+        yield "postgresql"
+    finally:
+        stores.CURRENT = None
+        cluster.drop(name)

@@ -13,6 +13,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from types import MappingProxyType
 
+import stores
+
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
@@ -50,7 +52,8 @@ def with_mail(config: Config, store: Path, smtp_port: int | None = None) -> Conf
     """``config`` with its own subscriber store and, optionally, an SMTP server on 127.0.0.1."""
     smtp = None if smtp_port is None else MappingProxyType(
         {"host": "127.0.0.1", "port": smtp_port, "security": "none", "timeout": 5})
-    return replace(config, mail=MappingProxyType({"store": str(store), "retry_backoff": 0.01}),
+    return replace(config, mail=MappingProxyType({"store": stores.location(store),
+                                                  "retry_backoff": 0.01}),
                    smtp=smtp)
 
 
@@ -73,6 +76,11 @@ class Inbox:
 
     messages: list[tuple[list[str], bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def clear(self) -> None:
+        """Forget every message (each test starts with an empty inbox)."""
+        with self.lock:
+            self.messages.clear()
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:

@@ -15,6 +15,9 @@ from pressroom.mail.campaign import send_campaign
 from pressroom.mail.subscribers import add_subscriber
 from pressroom.web import create_app
 
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @pytest.fixture(autouse=True)
 def secret_key(monkeypatch):

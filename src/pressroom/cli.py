@@ -68,7 +68,7 @@ class LazyGroup(click.Group):
     lazy = {"subscribers": "pressroom.mail.cli", "send": "pressroom.mail.cli",
             "bounces": "pressroom.mail.cli", "doctor": "pressroom.mail.cli",
             "outbox": "pressroom.mail.cli", "preview": "pressroom.web.cli",
-            "serve": "pressroom.web.cli"}
+            "serve": "pressroom.web.cli", "db": "pressroom.mail.cli"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})

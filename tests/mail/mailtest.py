@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from email import policy
 from pathlib import Path
 
+import stores
 import yaml
 
 from pressroom.config import load_config
@@ -116,7 +117,8 @@ def make_project(root: Path, smtp: dict | None = None, mail: dict | None = None)
     project = root / "project"
     shutil.copytree(FIXTURES / "project", project)
     config = project / "content" / "publication.yaml"
-    sections = {"mail": {"retry_backoff": 0.01, **(mail or {})}}
+    store = {"store": stores.CURRENT} if stores.CURRENT else {}
+    sections = {"mail": {"retry_backoff": 0.01, **store, **(mail or {})}}
     if smtp is not None:
         sections["smtp"] = smtp
     with config.open("a", encoding="utf-8") as fh:
@@ -153,11 +155,10 @@ def add_subscribers(project: Path, count: int, tag_every: int = 0) -> list[str]:
 
 def ledger(project: Path, issue: str = "01-welcome") -> dict[str, tuple[str, int, str]]:
     """address -> (ledger status, attempts, last reply) for one campaign, read directly."""
-    import sqlite3
-
+    from pressroom.mail.database import connect
     from pressroom.mail.settings import mail_settings
 
-    db = sqlite3.connect(mail_settings(load_config(project)).store)
+    db = connect(mail_settings(load_config(project)).store)
     try:
         rows = db.execute(
             "SELECT s.email, d.status, d.attempts, d.last_reply FROM deliveries d "

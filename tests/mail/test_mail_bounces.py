@@ -14,6 +14,9 @@ from pressroom.mail.bounces import process_bounces
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
 
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def dsn(report_id: str, *recipients: tuple[str, str, str], original: str = "") -> bytes:
     """A delivery status notification; each recipient is (address, action, status); ``original``

@@ -13,6 +13,9 @@ from pressroom.mail.probes import rates_check
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
 
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
+
 ISSUE = "01-welcome"
 REFUSED = "550 5.1.1 No such user"
 

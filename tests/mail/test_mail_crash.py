@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import os
 import signal
 import subprocess
@@ -13,6 +14,9 @@ from mailtest import SECRET, add_subscribers, config_of, ledger, make_project, s
 
 from pressroom.mail import send_campaign
 from pressroom.mail.cli import send
+
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
 
 ISSUE = "01-welcome"
 
@@ -81,6 +85,7 @@ def test_sigkill_at_a_random_point_then_resume_sends_everyone_exactly_once(tmp_p
     assert result.counts["sent"] + result.counts["unknown"] == 300
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL several senders cooperate (the next test)
 def test_two_concurrent_sends_one_refuses(tmp_path, server):
     project = make_project(tmp_path, smtp_section(server, rate=100))
     addresses = add_subscribers(project, 60)
@@ -101,3 +106,4 @@ def test_two_concurrent_sends_one_refuses(tmp_path, server):
     assert first.returncode == 0, err.decode()
     assert "sent 60 (60 this run)" in out.decode()
     assert server.recorder.by_recipient() == dict.fromkeys(addresses, 1)
+

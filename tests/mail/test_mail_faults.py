@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
 import logging
-import sqlite3
 
 from click.testing import CliRunner
 from mailtest import add_subscribers, config_of, ledger, make_project, smtp_section
@@ -14,6 +14,9 @@ from pressroom.mail.cli import send, subscribers
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
 from pressroom.mail.tokens import UNSUBSCRIBE, make_token
+
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
 
 ISSUE = "01-welcome"
 
@@ -153,12 +156,10 @@ def test_retry_failed_requeues_only_the_failed_who_may_still_be_mailed(tmp_path,
     server.recorder.rcpt_replies[addresses[1]] = ["550 5.1.1 No such user"]
     send_campaign(config_of(project), ISSUE)
     store_path = mail_settings(config_of(project)).store
-    db = sqlite3.connect(store_path)  # an old run's failed row (before deferrals were kept)
-    db.execute("UPDATE deliveries SET status = 'failed', last_reply = 'gave up after 5 attempts' "
-               "WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = ?)",
-               (addresses[2],))
-    db.commit()
-    db.close()
+    with open_store(store_path) as store:  # an old run's failed row (before deferrals were kept)
+        store.db.execute("UPDATE deliveries SET status = 'failed', last_reply = 'gave up after 5 "
+                         "attempts' WHERE subscriber_id = (SELECT id FROM subscribers WHERE "
+                         "email = ?)", (addresses[2],))
     server.recorder.reset()
 
     run = CliRunner().invoke(send, [ISSUE, "--retry-failed", "--project", str(project),

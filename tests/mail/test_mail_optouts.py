@@ -20,6 +20,9 @@ from pressroom.mail.settings import mail_settings, secret_key
 from pressroom.mail.store import open_store
 from pressroom.mail.subscribers import add_subscriber, export_subscribers, unsubscribe
 
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def snapshot(project) -> tuple[dict, dict]:
     """Every subscriber (email -> status, names, tags, consent) and suppression (key -> reason)."""

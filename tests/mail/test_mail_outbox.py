@@ -18,6 +18,9 @@ from pressroom.mail.outbox import enqueue_notice, flush_outbox
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
 
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
+
 ORIGIN = {"Origin": "https://www.juvenology.co.uk"}
 
 

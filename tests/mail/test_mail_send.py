@@ -17,6 +17,9 @@ from pressroom.mail.cli import send
 from pressroom.mail.settings import mail_settings
 from pressroom.mail.store import open_store
 
+# Every test here runs on both store backends (SQLite and PostgreSQL): tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("backend")
+
 ISSUE = "01-welcome"
 UNSUB = re.compile(r"^<https://www\.juvenology\.co\.uk/unsubscribe\?t=([A-Za-z0-9_-]+)>, "
                    r"<mailto:unsubscribe@juvenology\.co\.uk\?subject=unsubscribe>$")

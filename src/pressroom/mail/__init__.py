@@ -24,7 +24,7 @@ __all__ = [*sorted(_EXPORTS), "commands"]
 def __getattr__(name: str):
     if name == "commands":
         cli = importlib.import_module("pressroom.mail.cli")
-        return [cli.subscribers, cli.send, cli.bounces, cli.outbox, cli.doctor]
+        return [cli.subscribers, cli.send, cli.bounces, cli.outbox, cli.doctor, cli.db]
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'pressroom.mail' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Click commands for subscribers, sending and bounces: parse, call one library function, show."""
+"""Click commands for subscribers, sending, bounces and the store's schema (`db`): parse, call one
+library function, show."""
 
 from __future__ import annotations
 
@@ -405,3 +406,53 @@ def flush_command(config: Config) -> None:
     r = flush_outbox(config)
     click.echo(f"outbox: sent {r.sent}, deferred {r.deferred}, failed {r.failed}, "
                f"still queued {r.waiting}")
+
+
+@click.group()
+def db() -> None:
+    """Create or upgrade the subscriber store (mail.store: a SQLite file or a PostgreSQL URL).
+
+    A new SQLite file is created at the current schema when first used; an older one, and any
+    PostgreSQL database, needs `pressroom db upgrade` (safe to run again, or from several hosts
+    at once). Back the store up first.
+
+    \b
+    Example:
+      pressroom db upgrade
+    """
+
+
+@db.command("upgrade")
+@project_options
+def upgrade_command(config: Config) -> None:
+    """Bring mail.store up to this Pressroom's schema (refuses a newer one).
+
+    \b
+    Example:
+      PGPASSWORD=… pressroom db upgrade
+    """
+    from pressroom.mail.schema import upgrade_store
+
+    result = upgrade_store(config)
+    if result.before == result.after:
+        click.echo(f"{result.store}: already at schema {result.after}")
+    else:
+        click.echo(f"{result.store}: upgraded from schema {result.before} to {result.after}")
+
+
+@db.command("status")
+@project_options
+def status_command(config: Config) -> None:
+    """Show the store's schema and this Pressroom's; exit 1 when they differ.
+
+    \b
+    Example:
+      pressroom db status
+    """
+    from pressroom.mail.schema import store_status
+
+    result = store_status(config)
+    if result.before != result.after:
+        raise MailError(f"{result.store}: at schema {result.before}, this Pressroom needs "
+                        f"{result.after}; run `pressroom db upgrade`")
+    click.echo(f"{result.store}: at schema {result.after} (current)")

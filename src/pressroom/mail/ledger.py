@@ -26,6 +26,7 @@ CLAIM = 100  # rows a sender leases at a time
 LEDGER_STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "skipped")
 EVERYONE = ""  # the audience key for "no --tag"
 TAKEN = "claimed by another sender after this one's lease ran out"
+_PG_SEND_LOCK = 0x70726573_73656E64  # "pressend": the advisory lock of `pressroom send`
 
 
 def is_postgres(store: Store) -> bool:
@@ -80,13 +81,13 @@ class Ledger:
                        (issue, subject, stamp, stamp))
             campaign_id = db.execute("SELECT id FROM campaigns WHERE issue = ?",
                                      (issue,)).fetchone()[0]
-            key = tag or EVERYONE
+            key = (tag or EVERYONE).lower()  # tags compare case-insensitively
             taken = db.execute("SELECT 1 FROM campaign_audiences WHERE campaign_id = ? AND tag = ?",
                                (campaign_id, key)).fetchone()
             if not taken:
                 clause, args = audience_clause(tag)
-                sql = ("INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status, "
-                       f"updated_at) SELECT ?, s.id, 'pending', ? {clause}")
+                sql = ("INSERT INTO deliveries (campaign_id, subscriber_id, status, updated_at) "
+                       f"SELECT ?, s.id, 'pending', ? {clause} ON CONFLICT DO NOTHING")
                 added = db.execute(sql, (campaign_id, stamp, *args)).rowcount
                 db.execute("INSERT INTO campaign_audiences (campaign_id, tag, snapshot_at) "
                            "VALUES (?, ?, ?)", (campaign_id, key, stamp))
@@ -316,13 +317,21 @@ def send_lock(store: Store, issue: str) -> Iterator[None]:
     """Hold the store's send lock; a second sender gets a MailError naming the first.
 
     ``flock`` is released by the kernel when the holder dies, so a crash never leaves the
-    campaign locked; the lock row only tells the second process who holds it.
+    campaign locked; the lock row only tells the second process who holds it. On PostgreSQL a
+    session advisory lock plays flock's part (released when the connection ends).
     """
-    fd = os.open(lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    fd = -1
+    if store.db.dialect == "postgresql":
+        held = store.db.execute("SELECT pg_try_advisory_lock(?)", (_PG_SEND_LOCK,)).fetchone()[0]
+    else:
+        fd = os.open(lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:
+            os.close(fd)
+            held = False
+    if not held:
         row = store.db.execute("SELECT pid, host, issue, started_at FROM send_lock").fetchone()
         who = (f" (pid {row[0]} on {row[1]}, sending {row[2]} since {row[3]})" if row else "")
         raise MailError(f"another `pressroom send` is already running from this subscriber "
@@ -330,13 +339,18 @@ def send_lock(store: Store, issue: str) -> Iterator[None]:
                         "again to resume") from None
     try:
         with store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO send_lock (id, pid, host, issue, started_at) "
-                       "VALUES (1, ?, ?, ?, ?)",
+            db.execute("INSERT INTO send_lock (id, pid, host, issue, started_at) "
+                       "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, "
+                       "host = excluded.host, issue = excluded.issue, "
+                       "started_at = excluded.started_at",
                        (os.getpid(), socket.gethostname(), issue, now_iso()))
         yield
     finally:
         try:
             store.db.execute("DELETE FROM send_lock WHERE id = 1 AND pid = ?", (os.getpid(),))
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+            else:
+                store.db.execute("SELECT pg_advisory_unlock(?)", (_PG_SEND_LOCK,))

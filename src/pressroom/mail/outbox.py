@@ -138,7 +138,7 @@ class NoticeSender:
             self._wake.wait(max(delay, IDLE_CHECK))
 
 
-_SENDERS: dict[Path, NoticeSender] = {}
+_SENDERS: dict[Path | str, NoticeSender] = {}
 _SENDERS_LOCK = threading.Lock()
 
 

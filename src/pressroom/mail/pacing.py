@@ -135,7 +135,7 @@ class LeaseKeeper:
         self.thread.join()
 
     def _run(self) -> None:
-        store: Store = open_store(self.ledger.store.path)
+        store: Store = open_store(self.ledger.store.location)
         try:
             while not self.stop.wait(self.lease / 3):
                 renew(store, self.ledger, time.time() + self.lease)

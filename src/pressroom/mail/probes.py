@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from pressroom.errors import MailError
@@ -111,7 +112,7 @@ def rates_check(settings: MailSettings, max_bounce: float, max_complaint: float)
 
     A suppression counts against the latest campaign that was sent to the address before it.
     """
-    if not settings.store.exists():
+    if isinstance(settings.store, Path) and not settings.store.exists():
         return Check("campaign rates", PASS, "no subscriber store yet: nothing sent")
     with open_store(settings.store) as store:
         rows = store.campaign_rates(RECENT_CAMPAIGNS)

@@ -15,6 +15,7 @@ from pressroom.errors import ConfigError, ContentError, MailError
 from pressroom.fields import Fields
 from pressroom import outputs
 from pressroom.mail.addresses import domain_of, normalise_address
+from pressroom.mail.database import has_password, is_url
 
 SECRET_ENV = "PRESSROOM_SECRET_KEY"
 PASSWORD_ENV = "PRESSROOM_SMTP_PASSWORD"
@@ -28,7 +29,7 @@ _LIST_ID_CHARS = set(string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-
 class MailSettings:
     """Where subscribers live and what every newsletter message links to."""
 
-    store: Path
+    store: Path | str  # a SQLite file, or a postgresql:// URL (no password: libpq reads PGPASSWORD)
     outbox: Path
     sender_name: str
     sender: str
@@ -165,6 +166,21 @@ def _rate(f: Fields, key: str, default: float) -> float:
     return value
 
 
+def _store(f: Fields, config: Config) -> Path | str:
+    value = f.text("store", False, ".pressroom/subscribers.sqlite3")
+    if is_url(value):
+        if has_password(value):
+            raise f.error("store", "'mail.store' must not contain a password (this file is "
+                                   "shared and versioned): put it in PGPASSWORD or ~/.pgpass, "
+                                   "which PostgreSQL's client library reads")
+        return value
+    store = (config.project / value).resolve()
+    if store.is_relative_to(config.out.resolve()):
+        raise f.error("store", f"'mail.store' must be outside the output folder {config.out} "
+                               "(a deleted build must never lose subscribers)")
+    return store
+
+
 def mail_settings(config: Config) -> MailSettings:
     """Validate the ``mail:`` section (every key optional) against the rest of the config."""
     with _config_errors():
@@ -174,11 +190,7 @@ def mail_settings(config: Config) -> MailSettings:
 def _mail_settings(config: Config) -> MailSettings:
     f = _section(config, "mail", config.mail)
     news = config.newsletter
-    store = config.project / f.text("store", False, ".pressroom/subscribers.sqlite3")
-    store = store.resolve()
-    if store.is_relative_to(config.out.resolve()):
-        raise f.error("store", f"'mail.store' must be outside the output folder {config.out} "
-                               "(a deleted build must never lose subscribers)")
+    store = _store(f, config)
     sender_domain = domain_of(news.sender_address)
     list_id = f.text("list_id", False, f"{config.slug}.{_host(config.website)}")
     if "." not in list_id.strip(".") or not set(list_id) <= _LIST_ID_CHARS or ".." in list_id:

@@ -1,17 +1,19 @@
-"""The subscriber store: one SQLite file (WAL), versioned schema, suppression list and event log."""
+"""The subscriber store: one SQLite file (WAL) or PostgreSQL database, versioned schema
+(mail/schema.py), suppression list and event log."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from pressroom.errors import MailError
 from pressroom.mail.addresses import address_key, check_text, normalise_address
+from pressroom.mail import schema
+from pressroom.mail.database import Database, Location, connect, is_url
+from pressroom.mail.schema import SCHEMA_VERSION  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -19,134 +21,6 @@ STATUSES = ("pending", "subscribed", "unsubscribed", "bounced", "complained")
 SUPPRESSING = ("unsubscribed", "bounced", "complained")
 BATCH = 500
 
-# Each entry moves the schema one version up; never edit a released entry, append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: subscribers, tags, suppression list, event log
-        """CREATE TABLE subscribers (
-            id INTEGER PRIMARY KEY,
-            email TEXT NOT NULL,
-            email_key TEXT NOT NULL UNIQUE,
-            first_name TEXT NOT NULL DEFAULT '',
-            last_name TEXT NOT NULL DEFAULT '',
-            status TEXT NOT NULL CHECK (status IN
-                ('pending', 'subscribed', 'unsubscribed', 'bounced', 'complained')),
-            consent_source TEXT NOT NULL,
-            consent_at TEXT NOT NULL,
-            soft_bounces INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL)""",
-        "CREATE INDEX subscribers_status ON subscribers (status, id)",
-        """CREATE TABLE subscriber_tags (
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
-            tag TEXT NOT NULL COLLATE NOCASE,
-            PRIMARY KEY (subscriber_id, tag)) WITHOUT ROWID""",
-        "CREATE INDEX subscriber_tags_tag ON subscriber_tags (tag, subscriber_id)",
-        """CREATE TABLE suppressions (
-            email_key TEXT PRIMARY KEY,
-            reason TEXT NOT NULL,
-            source TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '',
-            created_at TEXT NOT NULL) WITHOUT ROWID""",
-        """CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            subscriber_id INTEGER,
-            email TEXT NOT NULL DEFAULT '',
-            kind TEXT NOT NULL,
-            source TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '')""",
-    ),
-    (  # 2: campaign ledger, send lock, processed bounce reports
-        """CREATE TABLE campaigns (
-            id INTEGER PRIMARY KEY,
-            issue TEXT NOT NULL UNIQUE,
-            subject TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('sending', 'paused', 'done')),
-            paused_reason TEXT NOT NULL DEFAULT '',
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL)""",
-        """CREATE TABLE campaign_audiences (
-            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
-            tag TEXT NOT NULL COLLATE NOCASE,
-            snapshot_at TEXT NOT NULL,
-            PRIMARY KEY (campaign_id, tag)) WITHOUT ROWID""",
-        """CREATE TABLE deliveries (
-            campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
-            status TEXT NOT NULL CHECK (status IN
-                ('pending', 'sending', 'sent', 'retry', 'failed', 'unknown', 'skipped')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at REAL NOT NULL DEFAULT 0,
-            submitted_at REAL,
-            message_id TEXT NOT NULL DEFAULT '',
-            last_reply TEXT NOT NULL DEFAULT '',
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (campaign_id, subscriber_id)) WITHOUT ROWID""",
-        "CREATE INDEX deliveries_status ON deliveries (campaign_id, status, subscriber_id)",
-        """CREATE INDEX deliveries_submitted ON deliveries (submitted_at)
-            WHERE submitted_at IS NOT NULL""",
-        """CREATE TABLE send_lock (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            pid INTEGER NOT NULL,
-            host TEXT NOT NULL,
-            issue TEXT NOT NULL,
-            started_at TEXT NOT NULL)""",
-        """CREATE TABLE bounce_reports (
-            report_id TEXT PRIMARY KEY,
-            source TEXT NOT NULL,
-            processed_at TEXT NOT NULL) WITHOUT ROWID""",
-    ),
-    # 3: was the web's rate_hits table; the web package now creates its own tables
-    # (pressroom.web.guard.migrate). Stores already at 3 keep the table, which it reuses.
-    (),
-    (  # 4: why a campaign paused, distinct failed deliveries per address, the notice outbox
-        # paused_kind says who paused it: 'transient' (the server kept deferring), 'message'
-        # (a 5xx blaming the content or sender) or another module's breaker; paused_reason
-        # (schema 2) holds the sentence shown to the user.
-        "ALTER TABLE campaigns ADD COLUMN paused_kind TEXT NOT NULL DEFAULT ''",
-        """CREATE TABLE failed_deliveries (
-            email_key TEXT NOT NULL,
-            delivery TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            status TEXT NOT NULL,
-            at TEXT NOT NULL,
-            PRIMARY KEY (email_key, delivery)) WITHOUT ROWID""",
-        """CREATE TABLE notices (
-            id INTEGER PRIMARY KEY,
-            recipient TEXT NOT NULL,
-            message_id TEXT NOT NULL,
-            data BLOB NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at REAL NOT NULL DEFAULT 0,
-            last_reply TEXT NOT NULL DEFAULT '',
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL)""",
-        "CREATE INDEX notices_due ON notices (status, next_attempt_at)",
-    ),
-    (  # 5: several senders and relays: leases on claimed rows, global pacing, the relay used
-        # lease_owner/lease_until: the sender that claimed a row and until when (renewed while
-        # it lives); paced_at: the send slot handed out for the row (the hourly cap counts
-        # these across senders); relay: host:port of the relay that accepted the message.
-        "ALTER TABLE deliveries ADD COLUMN relay TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE deliveries ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE deliveries ADD COLUMN lease_until REAL NOT NULL DEFAULT 0",
-        "ALTER TABLE deliveries ADD COLUMN paced_at REAL",
-        "CREATE INDEX deliveries_paced ON deliveries (paced_at) WHERE paced_at IS NOT NULL",
-        # One row per pacing key ('global', 'relay:HOST:PORT'): the next free send slot.
-        """CREATE TABLE send_pacing (
-            key TEXT PRIMARY KEY,
-            next_at REAL NOT NULL DEFAULT 0)""",
-        # Connection slots of relays with a `connections` limit, leased by senders.
-        """CREATE TABLE relay_slots (
-            relay TEXT NOT NULL,
-            slot INTEGER NOT NULL,
-            owner TEXT NOT NULL,
-            until REAL NOT NULL,
-            PRIMARY KEY (relay, slot))""",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def now_iso() -> str:
@@ -183,15 +57,17 @@ _COLUMNS = ("id, email, first_name, last_name, status, consent_source, consent_a
 # Suppression reasons that count as hard bounces (refused during a send, or a DSN's 5.1.x).
 HARD_BOUNCES = ("hard_bounce", "rejected")
 _WINDOW_SQL = (
-    "SELECT COUNT(*), COALESCE(SUM(reason IN (?, ?)), 0), "
-    "COALESCE(SUM(reason = 'complained'), 0) FROM (SELECT p.reason AS reason FROM deliveries d "
+    "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN reason IN (?, ?) THEN 1 ELSE 0 END), 0) AS "
+    "INTEGER), CAST(COALESCE(SUM(CASE WHEN reason = 'complained' THEN 1 ELSE 0 END), 0) AS "
+    "INTEGER) FROM (SELECT p.reason AS reason FROM deliveries d "
     "JOIN subscribers s ON s.id = d.subscriber_id "
     "LEFT JOIN suppressions p ON p.email_key = s.email_key WHERE d.campaign_id = ? "
     "AND d.status IN ('sent', 'failed') AND d.updated_at > ? "
-    "ORDER BY d.updated_at DESC, d.subscriber_id DESC LIMIT ?)")
+    "ORDER BY d.updated_at DESC, d.subscriber_id DESC LIMIT ?) AS w")
 _RATES_SQL = (
-    "SELECT COUNT(*), COALESCE(SUM(p.reason IN (?, ?)), 0), "
-    "COALESCE(SUM(p.reason = 'complained'), 0) FROM deliveries d "
+    "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN p.reason IN (?, ?) THEN 1 ELSE 0 END), 0) AS "
+    "INTEGER), CAST(COALESCE(SUM(CASE WHEN p.reason = 'complained' THEN 1 ELSE 0 END), 0) AS "
+    "INTEGER) FROM deliveries d "
     "JOIN campaigns c ON c.id = d.campaign_id JOIN subscribers s ON s.id = d.subscriber_id "
     "LEFT JOIN suppressions p ON p.email_key = s.email_key AND p.created_at >= c.created_at "
     "AND NOT EXISTS (SELECT 1 FROM deliveries d2 JOIN campaigns c2 ON c2.id = d2.campaign_id "
@@ -203,22 +79,18 @@ _RATES_SQL = (
 class Store:
     """An open subscriber store. Use as a context manager, or call ``close()``."""
 
-    def __init__(self, path: Path, fsync: bool = False) -> None:
-        self.path = Path(path)
-        # WAL with synchronous=NORMAL: every commit survives a crash or kill of this process
-        # (the case the campaign ledger must survive); FULL also waits for the disk, so a commit
-        # survives a power cut too, at the cost of one flush per commit (mail.fsync_ledger).
-        self.sync = "FULL" if fsync else "NORMAL"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, location: Location, fsync: bool = False) -> None:
+        self.location = location if is_url(location) else Path(location)
+        self.db: Database = connect(self.location, fsync)
+        # A file path, or the URL without a password: what messages and the send lock name.
+        self.path = self.location if isinstance(self.location, Path) else self.db.label
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute(f"PRAGMA synchronous = {self.sync}")
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise MailError(f"{self.path}: cannot open the subscriber store ({exc}); is it a "
-                            "Pressroom subscriber database?") from exc
+            if self.db.dialect == "sqlite" and schema.is_empty(self.db):
+                schema.migrate(self.db)  # a brand-new file: the one-machine default needs no step
+            schema.check(self.db)
+        except BaseException:
+            self.db.close()
+            raise
 
     def __enter__(self) -> "Store":
         return self
@@ -230,47 +102,19 @@ class Store:
         """Close the database connection."""
         self.db.close()
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise MailError(f"{self.path} was written by a newer Pressroom (schema {version}; this "
-                            f"version knows {SCHEMA_VERSION}); upgrade Pressroom to use it")
-        while version < SCHEMA_VERSION:
-            with self.transaction():
-                # Re-read under the write lock: another process may have migrated meanwhile.
-                version = self.db.execute("PRAGMA user_version").fetchone()[0]
-                if version >= SCHEMA_VERSION:
-                    break
-                for statement in MIGRATIONS[version]:
-                    self.db.execute(statement)
-                version += 1
-                self.db.execute(f"PRAGMA user_version = {version}")
-            log.info("%s: migrated the subscriber store to schema %d", self.path, version)
-
     @property
     def schema_version(self) -> int:
-        """The schema version of the open file."""
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        """The schema version of the open store."""
+        return schema.read_version(self.db)
 
-    @contextmanager
-    def relaxed_sync(self) -> Iterator[None]:
+    def relaxed_sync(self) -> Any:
         """Commit without waiting for the disk; only for writes whose loss is harmless."""
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        try:
-            yield
-        finally:
-            self.db.execute(f"PRAGMA synchronous = {self.sync}")
+        return self.db.relaxed()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on any error)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self) -> Any:
+        """One write transaction (SQLite: BEGIN IMMEDIATE), rolled back on any error; yields
+        the database."""
+        return self.db.transaction()
 
     # -- subscribers ---------------------------------------------------------------------------
 
@@ -297,15 +141,18 @@ class Store:
         while True:
             where = "id > ?" + (" AND status = ?" if status else "")
             args = (last, status) if status else (last,)
-            rows = self.db.execute(
-                f"SELECT {_COLUMNS}, (SELECT group_concat(tag, char(31)) FROM subscriber_tags "
-                f"WHERE subscriber_id = s.id) FROM subscribers s WHERE {where} "
-                f"ORDER BY id LIMIT {BATCH}", args).fetchall()
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE {where} "
+                                   f"ORDER BY id LIMIT {BATCH}", args).fetchall()
             if not rows:
                 return
-            for *row, tags in rows:
-                yield replace(Subscriber(*row), tags=tuple(sorted(tags.split("\x1f"),
-                                                                  key=str.lower)) if tags else ())
+            tags: dict[int, list[str]] = {}
+            for subscriber_id, tag in self.db.execute(
+                    "SELECT subscriber_id, tag FROM subscriber_tags WHERE subscriber_id > ? "
+                    "AND subscriber_id <= ?", (last, rows[-1][0])):
+                tags.setdefault(subscriber_id, []).append(tag)
+            for row in rows:
+                yield replace(Subscriber(*row),
+                              tags=tuple(sorted(tags.get(row[0], ()), key=str.lower)))
             last = rows[-1][0]
 
     def suppression(self, email: str) -> str | None:
@@ -325,14 +172,12 @@ class Store:
             raise MailError(f"unknown subscriber status {status!r}; use one of "
                             f"{', '.join(STATUSES)}")
         stamp = now_iso()
-        cur = self.db.execute(
+        subscriber_id = self.db.execute(
             "INSERT INTO subscribers (email, email_key, first_name, last_name, status, "
             "consent_source, consent_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (email, address_key(email), first_name, last_name, status, source,
-             consent_at or stamp, stamp, stamp))
-        subscriber_id = cur.lastrowid
-        assert subscriber_id is not None  # set by every successful INSERT
+             consent_at or stamp, stamp, stamp)).fetchone()[0]
         self.add_tags(subscriber_id, tags)
         self.event("added", source, subscriber_id, email, status)
         return subscriber_id
@@ -342,8 +187,8 @@ class Store:
         added = 0
         for tag in tags:
             check_text("tag", tag)
-            cur = self.db.execute("INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) "
-                                  "VALUES (?, ?)", (subscriber_id, tag.strip()))
+            cur = self.db.execute("INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?) "
+                                  "ON CONFLICT DO NOTHING", (subscriber_id, tag.strip()))
             added += cur.rowcount
         return added
 
@@ -366,8 +211,8 @@ class Store:
     def suppress(self, email: str, reason: str, source: str, detail: str = "") -> None:
         """Put an address on the suppression list (kept across imports) and mark its subscriber."""
         key = address_key(email)
-        self.db.execute("INSERT OR IGNORE INTO suppressions (email_key, reason, source, detail, "
-                        "created_at) VALUES (?, ?, ?, ?, ?)",
+        self.db.execute("INSERT INTO suppressions (email_key, reason, source, detail, "
+                        "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         (key, reason, source, detail, now_iso()))
         status = "unsubscribed" if reason == "unsubscribed" else (
             "complained" if reason == "complained" else "bounced")
@@ -420,14 +265,14 @@ class Store:
 
     def first_report(self, report_id: str, source: str) -> bool:
         """Record a bounce or feedback report as processed; False when it was seen before."""
-        return self.db.execute("INSERT OR IGNORE INTO bounce_reports (report_id, source, "
-                               "processed_at) VALUES (?, ?, ?)",
+        return self.db.execute("INSERT INTO bounce_reports (report_id, source, "
+                               "processed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                                (report_id, source, now_iso())).rowcount > 0
 
     def failed_delivery(self, email: str, delivery: str, kind: str, status: str) -> bool:
         """Record one failed delivery to ``email``; False when this delivery was counted before."""
-        return self.db.execute("INSERT OR IGNORE INTO failed_deliveries (email_key, delivery, "
-                               "kind, status, at) VALUES (?, ?, ?, ?, ?)",
+        return self.db.execute("INSERT INTO failed_deliveries (email_key, delivery, kind, "
+                               "status, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                (address_key(email), delivery, kind, status, now_iso())).rowcount > 0
 
     def add_soft_bounce(self, subscriber_id: int, source: str, detail: str) -> int:
@@ -510,25 +355,27 @@ class Store:
     def enqueue_notice(self, recipient: str, message_id: str, data: bytes) -> int:
         """Queue one built message for the outbox sender; return its row id."""
         stamp = now_iso()
-        cur = self.db.execute(
+        return int(self.db.execute(
             "INSERT INTO notices (recipient, message_id, data, status, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'queued', ?, ?)", (recipient, message_id, data, stamp, stamp))
-        return int(cur.lastrowid or 0)
+            "VALUES (?, ?, ?, 'queued', ?, ?) RETURNING id",
+            (recipient, message_id, data, stamp, stamp)).fetchone()[0])
 
     def claim_notice(self, now: float, lease: float) -> tuple[int, str, bytes, int] | None:
         """Take the oldest due notice for sending: (id, recipient, data, attempts), or None.
 
         A claimed row is ``sending`` until ``now + lease``; after that another sender may take
-        it (its sender died), so two senders never send one notice at the same time.
+        it (its sender died), so two senders never send one notice at the same time. On
+        PostgreSQL the row is locked while it is claimed and other workers skip it.
         """
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
         with self.transaction() as db:
             row = db.execute("SELECT id, recipient, data, attempts FROM notices WHERE status IN "
-                             "('queued', 'sending') AND next_attempt_at <= ? ORDER BY id LIMIT 1",
-                             (now,)).fetchone()
+                             "('queued', 'sending') AND next_attempt_at <= ? ORDER BY id "
+                             f"LIMIT 1{skip}", (now,)).fetchone()
             if row is not None:
                 db.execute("UPDATE notices SET status = 'sending', next_attempt_at = ?, "
                            "updated_at = ? WHERE id = ?", (now + lease, now_iso(), row[0]))
-        return row
+        return (row[0], row[1], bytes(row[2]), row[3]) if row else None
 
     def finish_notice(self, notice_id: int, status: str, reply: str, attempts: int,
                       next_attempt_at: float = 0) -> None:
@@ -553,16 +400,21 @@ def audience_clause(tag: str | None) -> tuple[str, tuple[str, ...]]:
     """The one definition of "who gets this issue": FROM/WHERE over subscribers ``s``, and args.
 
     Subscribed, not on the suppression list, and (with a tag) tagged so, compared
-    case-insensitively. The dry run and the campaign snapshot both use it.
+    case-insensitively (lower() on both engines). The dry run and the campaign snapshot both
+    use it.
     """
     clause = ("FROM subscribers s WHERE s.status = 'subscribed' AND NOT EXISTS "
               "(SELECT 1 FROM suppressions p WHERE p.email_key = s.email_key)")
     if not tag:
         return clause, ()
     return (clause + " AND EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id "
-            "AND t.tag = ?)", (tag,))
+            "AND lower(t.tag) = lower(?))", (tag,))
 
 
-def open_store(path: Path, fsync: bool = False) -> Store:
-    """Open (creating and migrating as needed) the store at ``path``."""
-    return Store(path, fsync)
+def open_store(location: Location, fsync: bool = False) -> Store:
+    """Open the store at ``location`` (a SQLite file, created if new, or a postgresql:// URL).
+
+    Raises MailError when its schema is older (run `pressroom db upgrade`) or newer than this
+    code's. Example: ``with open_store(Path(".pressroom/subscribers.sqlite3")) as store: ...``.
+    """
+    return Store(location, fsync)

@@ -171,7 +171,7 @@ class CampaignStats:
 class Stats:
     """Counts for ``pressroom subscribers stats``."""
 
-    store: Path
+    store: Path | str
     subscribers: dict[str, int]
     suppressions: dict[str, int]
     campaigns: tuple[CampaignStats, ...]
@@ -184,4 +184,4 @@ def subscriber_stats(config: Config) -> Stats:
         campaigns = tuple(CampaignStats(issue, status, counts,
                                         reason if status == "paused" else "")
                           for issue, status, counts, reason in store.campaign_counts())
-        return Stats(path, store.counts(), store.suppression_counts(), campaigns)
+        return Stats(store.path, store.counts(), store.suppression_counts(), campaigns)

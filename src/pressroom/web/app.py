@@ -13,7 +13,7 @@ from pressroom.errors import MailError
 from pressroom.mail.settings import mail_settings, secret_key, smtp_settings
 from pressroom.mail.outbox import start_notice_sender
 from pressroom.theme import load_theme
-from pressroom.web.guard import DEFAULT_LIMITS, FormSigner, Limit, RateLimiter, migrate
+from pressroom.web.guard import DEFAULT_LIMITS, FormSigner, Limit, RateLimiter
 from pressroom.web.service import EXTENSION, Service
 from pressroom.web.views import bp
 
@@ -40,8 +40,7 @@ def create_app(config: Config, *, base_url: str | None = None, proxies: int = 0,
     service = Service(config, load_theme(config), settings,
                       (base_url or config.website).rstrip("/"), FormSigner(key),
                       RateLimiter(key, limits))
-    with service.store() as store:
-        migrate(store)
+    service.store().close()  # a store that is missing, unreachable or not upgraded fails now
     app = Flask(__name__, static_folder=None, template_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
     app.extensions[EXTENSION] = service

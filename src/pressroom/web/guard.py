@@ -16,22 +16,6 @@ from itsdangerous import BadSignature, TimestampSigner
 
 from pressroom.mail.store import Store
 
-# The web package's own tables, in the subscriber store's database file. Idempotent: run by
-# every app start (stores made before this lived here have the table from the mail schema).
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS rate_hits (bucket TEXT NOT NULL, at REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS rate_hits_bucket ON rate_hits (bucket, at)",
-    "CREATE INDEX IF NOT EXISTS rate_hits_at ON rate_hits (at)",
-)
-
-
-def migrate(store: Store) -> None:
-    """Create the web package's tables (sign-up rate limits) if they are not there yet."""
-    with store.transaction() as db:
-        for statement in SCHEMA:
-            db.execute(statement)
-
-
 @dataclass(frozen=True)
 class Limit:
     """At most ``count`` attempts per ``seconds`` for one key of ``scope`` ("ip" or "address")."""
@@ -97,7 +81,8 @@ class FormSigner:
 
 
 class RateLimiter:
-    """Sliding-window limits stored in the ``rate_hits`` table (see :func:`migrate`).
+    """Sliding-window limits stored in the store's ``rate_hits`` table, shared by every worker
+    and host using the store.
 
     Keys are kept only as keyed hashes (no addresses or IPs in clear) and rows older than the
     longest window are deleted as new ones arrive. Refused attempts are not recorded, so a
@@ -122,6 +107,7 @@ class RateLimiter:
         now = time.time() if now is None else now
         bucket = self.bucket(scope, value)
         with store.relaxed_sync(), store.transaction() as db:
+            db.lock(f"rate limit {bucket}")  # PostgreSQL: count and insert as one step
             db.execute("DELETE FROM rate_hits WHERE at < ?", (now - self._longest,))
             used = db.execute("SELECT COUNT(*) FROM rate_hits WHERE bucket = ? AND at > ?",
                               (bucket, now - limit.seconds)).fetchone()[0]

@@ -42,7 +42,8 @@ class Service:
                               for u in (self.config.website, self.base_url) if u}
 
     def store(self) -> Store:
-        """A connection for one request (SQLite connections stay in their thread)."""
+        """A connection for one request (SQLite connections stay in their thread; nothing is
+        kept between requests, so every worker and host sees the same state)."""
         return open_store(self.settings.store)
 
     def copy(self, page: str, **context: Any) -> dict[str, Any]:

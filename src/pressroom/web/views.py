@@ -84,7 +84,8 @@ def _validate(form: dict[str, str]) -> tuple[dict[str, str], dict[str, str], str
 def _register(store: Store, email: str, first_name: str) -> tuple[int, str, str]:
     """Record a sign-up; return (subscriber id, "confirm" or "already", first name)."""
     source = f"{SOURCE}:subscribe"
-    with store.transaction():  # BEGIN IMMEDIATE: concurrent sign-ups of one address serialise
+    with store.transaction() as db:  # concurrent sign-ups of one address serialise:
+        db.lock(f"sign-up {email.lower()}")  # SQLite by BEGIN IMMEDIATE, PostgreSQL by this lock
         existing = store.find(email)
         if existing is None:
             sid = store.insert(email, first_name=first_name, status="pending", source=source)
