@@ -67,7 +67,7 @@ def test_relays_list_and_the_single_mapping_form(tmp_path, server):
     assert [r.name for r in single.relays] == [f"127.0.0.1:{server.port}"]
 
 
-@pytest.mark.parametrize("smtp, key, message", [
+@pytest.mark.parametrize("section, key, message", [
     ({"host": "a", "relays": [{"host": "b"}]}, "host",
      "'smtp.host' belongs to each entry of 'smtp.relays' when relays are listed; move it into "
      "the relays"),
@@ -82,8 +82,8 @@ def test_relays_list_and_the_single_mapping_form(tmp_path, server):
      "unknown key 'smtp.relays.0.pasword' — did you mean 'password_env'?"),
     ({"relays": []}, "relays", "'smtp.relays' must be a list of at least 1 entries"),
 ])
-def test_bad_relays_name_the_line(tmp_path, smtp, key, message):
-    project = make_project(tmp_path, smtp)
+def test_bad_relays_name_the_line(tmp_path, section, key, message):
+    project = make_project(tmp_path, section)
     lines = (project / "content" / "publication.yaml").read_text().splitlines()
     # The top-level host comes first; for a duplicate relay, its second entry is named.
     found = [i for i, line in enumerate(lines, 1)

@@ -138,14 +138,14 @@ class Ledger:
         getting rows no other holds; a row leased by a sender that stopped renewing comes back
         when its lease expires. The sender holding the SQLite lock ignores old leases.
         """
-        lease_free = "" if self.exclusive else " AND lease_until < ?"
+        lease_free = "" if self.exclusive else " AND (lease_until < ? OR lease_owner = ?)"
         skip = " FOR UPDATE SKIP LOCKED" if is_postgres(self.store) else ""
         with self.store.transaction() as db:
             ids = [sid for (sid,) in db.execute(
                 "SELECT subscriber_id FROM deliveries WHERE campaign_id = ? AND subscriber_id > ? "
                 "AND (status = 'pending' OR (status = 'retry' AND next_attempt_at <= ?))"
                 f"{lease_free} ORDER BY subscriber_id LIMIT ?{skip}",
-                (self.campaign_id, after, now, *(() if self.exclusive else (now,)),
+                (self.campaign_id, after, now, *(() if self.exclusive else (now, self.worker)),
                  limit)).fetchall()]
             for sid in ids:
                 db.execute("UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE "
