@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-MESSAGES = int(os.environ.get("BENCH_SCALE_MESSAGES", "800"))  # per throughput run
+MESSAGES = int(os.environ.get("BENCH_SCALE_MESSAGES", "600"))  # per throughput run
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SCALE_SIZES",
                                              "10000,100000,1000000").split(","))
 ISSUE = "01-welcome"

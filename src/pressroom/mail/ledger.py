@@ -1,4 +1,4 @@
-"""The per-recipient campaign ledger, the send lock and the pacer that spans restarts.
+"""The per-recipient campaign ledger, leased batches for several senders, and the send lock.
 
 Every state change is its own committed transaction: ``sending`` is on disk before DATA starts
 and ``sent`` only after the server's 250, so a crash leaves at worst a ``sending`` row, which
