@@ -138,7 +138,8 @@ class Ledger:
         getting rows no other holds; a row leased by a sender that stopped renewing comes back
         when its lease expires. The sender holding the SQLite lock ignores old leases.
         """
-        lease_free = "" if self.exclusive else " AND (lease_until < ? OR lease_owner = ?)"
+        lease_free = ("" if self.exclusive else
+                      " AND (lease_owner = '' OR lease_until < ? OR lease_owner = ?)")
         skip = " FOR UPDATE SKIP LOCKED" if is_postgres(self.store) else ""
         with self.store.transaction() as db:
             ids = [sid for (sid,) in db.execute(
@@ -164,8 +165,8 @@ class Ledger:
 
     def release(self) -> None:
         """Give back the rows this sender claimed but did not finish (others may take them)."""
-        self.db.execute("UPDATE deliveries SET lease_until = 0 WHERE campaign_id = ? AND "
-                        "lease_owner = ? AND status IN ('pending', 'retry')",
+        self.db.execute("UPDATE deliveries SET lease_owner = '', lease_until = 0 WHERE "
+                        "campaign_id = ? AND lease_owner = ? AND status IN ('pending', 'retry')",
                         (self.campaign_id, self.worker))
 
     def others_busy(self, now: float) -> float | None:
@@ -173,7 +174,8 @@ class Ledger:
         sender holds unfinished rows)."""
         return self.db.execute(
             "SELECT MAX(lease_until) FROM deliveries WHERE campaign_id = ? AND lease_owner <> ? "
-            "AND lease_until >= ? AND status IN ('pending', 'retry', 'sending')",
+            "AND lease_owner <> '' AND lease_until >= ? AND status IN ('pending', 'retry', "
+            "'sending')",
             (self.campaign_id, self.worker, now)).fetchone()[0]
 
     def requeue_unknown(self) -> int:
