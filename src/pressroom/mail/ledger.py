@@ -22,7 +22,9 @@ from pressroom.mail.store import BATCH, Store, audience_clause, now_iso
 
 log = logging.getLogger(__name__)
 
-CLAIM = 100  # rows a sender leases at a time
+# Rows a sender leases at a time: small enough that several senders share out the last rows of
+# a campaign evenly, large enough that claiming stays a small part of each message's cost.
+CLAIM = 20
 LEDGER_STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "skipped")
 EVERYONE = ""  # the audience key for "no --tag"
 TAKEN = "claimed by another sender after this one's lease ran out"
@@ -148,13 +150,12 @@ class Ledger:
                 f"{lease_free} ORDER BY subscriber_id LIMIT ?{skip}",
                 (self.campaign_id, after, now, *(() if self.exclusive else (now, self.worker)),
                  limit)).fetchall()]
-            for sid in ids:
-                db.execute("UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE "
-                           "campaign_id = ? AND subscriber_id = ?",
-                           (self.worker, now + lease, self.campaign_id, sid))
-        if not ids:
-            return []
-        marks = ", ".join("?" * len(ids))
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            db.execute("UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE "
+                       f"campaign_id = ? AND subscriber_id IN ({marks})",
+                       (self.worker, now + lease, self.campaign_id, *ids))
         rows = self.db.execute(
             "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, p.reason, "
             "d.status, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
