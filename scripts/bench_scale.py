@@ -307,7 +307,9 @@ def table(results: dict) -> str:
                                                              "no_delay")):
         for setting, entry in results[key].items():
             r = entry["rate"]
-            rows.append(f"| {label}: {setting.replace('/', ', ')} sender(s) | {r['median']:.1f} "
+            backend, n = setting.split("/")
+            rows.append(f"| {label}: {backend}, {n} sender{'s' if n != '1' else ''} | "
+                        f"{r['median']:.1f} "
                         f"({r['min']:.1f}-{r['max']:.1f}) | {entry['ratio']:.2f}× | "
                         f"{entry['sender_cpu_ms']:.1f}, {entry['sink_cpu_ms']:.1f}, "
                         f"{entry['db_cpu_ms']:.1f} |")
