@@ -51,8 +51,10 @@ def smtp():
 @pytest.fixture(autouse=True)
 def _empty_inbox(request):
     """Each test sees only its own messages (a test runs once per store backend)."""
-    if "smtp" in request.fixturenames:
-        request.getfixturevalue("smtp").inbox.clear()
+    if "smtp" in request.fixturenames:  # the module's server (some tests name a parameter so)
+        inbox = getattr(request.getfixturevalue("smtp"), "inbox", None)
+        if inbox is not None:
+            inbox.clear()
 
 
 @pytest.fixture(scope="module")
@@ -96,5 +98,8 @@ def backend(request):
     try:
         yield "postgresql"
     finally:
+        from pressroom.mail.outbox import stop_notice_senders
+
+        stop_notice_senders(stores.CURRENT)  # its background sender must not outlive the test
         stores.CURRENT = None
         cluster.drop(name)

@@ -85,7 +85,7 @@ def test_sigkill_at_a_random_point_then_resume_sends_everyone_exactly_once(tmp_p
     assert result.counts["sent"] + result.counts["unknown"] == 300
 
 
-@pytest.mark.sqlite_only  # on PostgreSQL several senders cooperate (the next test)
+@pytest.mark.sqlite_only  # on PostgreSQL senders cooperate (tests/mail/test_mail_scale.py)
 def test_two_concurrent_sends_one_refuses(tmp_path, server):
     project = make_project(tmp_path, smtp_section(server, rate=100))
     addresses = add_subscribers(project, 60)

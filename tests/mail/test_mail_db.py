@@ -4,6 +4,7 @@ refusing newer schemas, PostgreSQL needing `db upgrade` first, and clear connect
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -151,3 +152,27 @@ def test_a_missing_postgresql_database_says_to_create_it(pg_cluster):
         f"{url}: cannot connect to the PostgreSQL subscriber store: database "
         '"no_such_database" does not exist; create it (createdb) and run `pressroom db upgrade`')
 
+
+
+def test_a_file_that_is_not_a_store_is_one_clear_error(tmp_path):
+    path = tmp_path / "subscribers.sqlite3"
+    path.write_bytes(b"this is not a database, just some text " * 200)
+    with pytest.raises(MailError) as caught:
+        open_store(path)
+    assert caught.value.message == (f"{path}: cannot open the subscriber store (file is not a "
+                                    "database); is it a Pressroom subscriber database?")
+
+
+def test_concurrent_upgrades_of_one_postgresql_database_wait_for_each_other(pg_cluster):
+    name = pg_cluster.fresh(migrated=False)
+    url = pg_cluster.url(name)
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(lambda _: upgrade(url), range(3)))
+        # One created the schema; the others waited on the advisory lock and found it done.
+        assert sorted((r.before, r.after) for r in results) == [
+            (0, SCHEMA_VERSION), (SCHEMA_VERSION, SCHEMA_VERSION), (SCHEMA_VERSION, SCHEMA_VERSION)]
+        with open_store(url) as store:
+            assert store.schema_version == SCHEMA_VERSION
+    finally:
+        pg_cluster.drop(name)

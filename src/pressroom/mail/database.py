@@ -159,8 +159,9 @@ class PostgresDatabase(Database):
         self.label = redact(url)
         self._error = psycopg.OperationalError
         try:
-            self.raw = psycopg.connect(url, autocommit=True, connect_timeout=10,
-                                       application_name="pressroom")
+            if "connect_timeout=" not in url:  # libpq waits forever by default
+                url += ("&" if "?" in url else "?") + "connect_timeout=10"
+            self.raw = psycopg.connect(url, autocommit=True, application_name="pressroom")
         except psycopg.Error as exc:
             raise MailError(f"{self.label}: cannot connect to the PostgreSQL subscriber store: "
                             f"{connect_hint(exc)}") from None

@@ -112,18 +112,30 @@ class NoticeSender:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     def wake(self) -> None:
         """Flush soon (starting the thread if it is not running)."""
         with self._lock:
+            if self._stopped:
+                return
             self._wake.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="pressroom-outbox",
                                                 daemon=True)
                 self._thread.start()
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the thread after its current flush (what is still queued stays queued)."""
+        with self._lock:
+            self._stopped = True
+            self._wake.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
     def _loop(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.clear()
             try:
                 result = flush_outbox(self.config)
@@ -131,11 +143,13 @@ class NoticeSender:
                 log.error("outbox: flushing failed (%s); trying again later", exc)
                 result = FlushResult(waiting=1, next_at=time.time() + BACKOFF)
             with self._lock:
-                if not self._wake.is_set() and not result.waiting:
+                if self._stopped or (not self._wake.is_set() and not result.waiting):
                     self._thread = None
                     return
             delay = (result.next_at or 0) - time.time()
             self._wake.wait(max(delay, IDLE_CHECK))
+        with self._lock:
+            self._thread = None
 
 
 _SENDERS: dict[Path | str, NoticeSender] = {}
@@ -150,6 +164,18 @@ def sender_for(config: Config) -> NoticeSender:
         if sender is None or sender.config is not config:
             sender = _SENDERS[key] = NoticeSender(config)
         return sender
+
+
+def stop_notice_senders(store: Path | str) -> None:
+    """Stop this process's background sender for ``store`` (a file or URL), if one runs.
+
+    For a clean shutdown, or before the store goes away. Example:
+    ``stop_notice_senders(mail_settings(config).store)``.
+    """
+    with _SENDERS_LOCK:
+        sender = _SENDERS.pop(store, None)
+    if sender is not None:
+        sender.stop()
 
 
 def start_notice_sender(config: Config) -> None:
