@@ -61,6 +61,7 @@ test: system-test $(TEST_STAMP) $(NODE_STAMP) lint
 bench: system-test $(TEST_STAMP)
 	@command -v pandoc >/dev/null || { echo "make bench compares with Pandoc: sudo apt-get install pandoc" >&2; exit 1; }
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_scale.py
 
 # Re-resolve every Python dependency within pyproject.toml's bounds and rewrite the locks.
 lock: | $(BIN)/python

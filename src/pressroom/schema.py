@@ -85,7 +85,8 @@ PUBLICATION = (
     Key("epub.certifier_credential", TEXT, "none", "A credential of that evaluator "
         "(a11y:certifierCredential); left out when absent."),
     Key("mail", "mapping", "none", "Sending settings (store, unsubscribe URL…): see Sending."),
-    Key("smtp", "mapping", "none", "SMTP server settings: see Sending."),
+    Key("smtp", "mapping", "none", "SMTP server settings, or several relays (`smtp.relays`): "
+        "see Sending."),
 )
 
 ARTICLE = (

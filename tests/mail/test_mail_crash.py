@@ -85,7 +85,7 @@ def test_sigkill_at_a_random_point_then_resume_sends_everyone_exactly_once(tmp_p
     assert result.counts["sent"] + result.counts["unknown"] == 300
 
 
-@pytest.mark.sqlite_only  # the flock single-sender lock; PostgreSQL senders cooperate (#19)
+@pytest.mark.sqlite_only  # on PostgreSQL senders cooperate (tests/mail/test_mail_scale.py)
 def test_two_concurrent_sends_one_refuses(tmp_path, server):
     project = make_project(tmp_path, smtp_section(server, rate=100))
     addresses = add_subscribers(project, 60)
@@ -106,3 +106,4 @@ def test_two_concurrent_sends_one_refuses(tmp_path, server):
     assert first.returncode == 0, err.decode()
     assert "sent 60 (60 this run)" in out.decode()
     assert server.recorder.by_recipient() == dict.fromkeys(addresses, 1)
+

@@ -164,7 +164,7 @@ def test_store_lives_outside_output_and_a_new_file_starts_at_the_current_schema(
     assert path == outbox_project / ".pressroom" / "subscribers.sqlite3"
     assert not path.exists()
     with open_store(path) as store:  # the one-machine default: no `db upgrade` step
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from dataclasses import dataclass, field
@@ -15,14 +16,16 @@ from pressroom.errors import MailError
 from pressroom.mail import smtp as outcomes
 from pressroom.mail.addresses import normalise_address
 from pressroom.mail.breaker import BREAKER, Breaker
-from pressroom.mail.ledger import Due, Ledger, Pacer, send_lock
+from pressroom.mail.ledger import TAKEN, Due, Ledger, is_postgres, send_lock
 from pressroom.mail.message import (Built, MessageTemplate, Outgoing, build_message, check_dkim,
                                     load_built)
+from pressroom.mail.pacing import LeaseKeeper, Pacer
 from pressroom.mail.progress import ProgressLog
+from pressroom.mail.relays import RelayTransport
 from pressroom.mail.settings import (DkimSettings, MailSettings, SmtpSettings, mail_settings,
                                      secret_key, smtp_password, smtp_settings)
 from pressroom.mail.smtp import OutboxTransport, SmtpTransport, TransportError, safe_label
-from pressroom.mail.store import BATCH, Store, open_store
+from pressroom.mail.store import Store, open_store
 from pressroom.mail.tokens import UNSUBSCRIBE, make_token
 from pressroom.mergefields import UNSUBSCRIBE_URL, values
 
@@ -33,7 +36,7 @@ TRANSIENT = "transient"  # the server kept deferring: run again later, nothing i
 REFUSED = "refused"      # the server refused the message, sender or login: fix it, run again
 
 TEST_PREFIX = "[TEST] "
-Transport = SmtpTransport | OutboxTransport
+Transport = SmtpTransport | OutboxTransport | RelayTransport
 Progress = Callable[[int, int], None]
 
 
@@ -53,6 +56,7 @@ class SendResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     paused: str | None = None
     paused_kind: str = ""
+    relays: list[tuple[str, int]] = field(default_factory=list)  # (relay, accepted), campaign
 
 
 class Renderer:
@@ -87,11 +91,27 @@ def open_transport(settings: MailSettings, smtp: SmtpSettings | None, folder: st
     """SMTP when configured, else the embedded outbox ``<out>/outbox/<folder>/``."""
     if smtp is None:
         return OutboxTransport(settings.outbox / folder)
+    if len(smtp.relays) > 1:
+        return RelayTransport([SmtpTransport(relay, helo=settings.sender_domain,
+                                             password=smtp_password(relay))
+                               for relay in smtp.relays])
     return SmtpTransport(smtp, helo=settings.sender_domain, password=smtp_password(smtp))
 
 
 def _destination(settings: MailSettings, smtp: SmtpSettings | None, folder: str) -> str:
-    return f"{smtp.host}:{smtp.port}" if smtp else str(settings.outbox / folder)
+    if smtp is None:
+        return str(settings.outbox / folder)
+    return ", ".join(relay.name for relay in smtp.relays) or f"{smtp.host}:{smtp.port}"
+
+
+@contextmanager
+def _senders(store: Store, issue: str) -> Iterator[None]:
+    """SQLite: this sender alone (the send lock). PostgreSQL: any number, coordinated by leases."""
+    if is_postgres(store):
+        yield
+        return
+    with send_lock(store, issue):
+        yield
 
 
 def send_campaign(config: Config, issue: str, *, tag: str | None = None,
@@ -128,33 +148,47 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
             return _dry_run(store, renderer, issue, tag, resend_unknown,
                             _destination(settings, smtp, issue))
         transport = open_transport(settings, smtp, issue)  # checks the password before locking
-        with send_lock(store, issue):
+        with _senders(store, issue):
             breaker = Breaker.before_open(store, issue, settings, resume)
             ledger = Ledger.open(store, issue, built.subject, tag)
             breaker.attach(ledger.campaign_id)
-            stale = ledger.stale_to_unknown()
-            if stale:
-                log.warning("%s: %d recipient(s) were being sent when a previous run stopped; "
-                            "they are now 'unknown' (re-send with --resend-unknown)", issue, stale)
+            _report_stale(ledger, clock())
             result = SendResult(issue, "campaign", _destination(settings, smtp, issue))
             if resend_unknown:
                 result.requeued_unknown = ledger.requeue_unknown()
             if retry_failed:
                 result.requeued_failed = ledger.requeue_failed()
-            pacer = Pacer(store, rate or (smtp.rate if smtp else None),
-                          smtp.hourly_cap if smtp else None, clock, sleep)
-            with transport:
-                _Run(ledger, transport, renderer, pacer, settings, result, progress,
-                     clock, sleep, breaker).run()
+            pacer = Pacer(ledger, rate or (smtp.rate if smtp else None),
+                          smtp.hourly_cap if smtp else None, clock, sleep, settings.lease)
+            if isinstance(transport, RelayTransport):
+                transport.acquire, transport.release = pacer.acquire, pacer.release
+                transport.pace = pacer.relay
+            keeper = nullcontext() if ledger.exclusive else LeaseKeeper(ledger, settings.lease)
+            try:
+                with transport, keeper:
+                    _Run(ledger, transport, renderer, pacer, settings, result, progress,
+                         clock, sleep, breaker).run()
+            finally:
+                ledger.release()
             ledger.finish_if_done()
             result.counts = ledger.counts()
             result.unknown = ledger.addresses("unknown")
+            result.relays = ledger.relays()
     log.info("%s: %s", issue, ", ".join(f"{k} {v}" for k, v in result.counts.items() if v))
     return result
 
 
+def _report_stale(ledger: Ledger, now: float) -> int:
+    """Turn rows a dead sender left in ``sending`` into ``unknown``, and say so."""
+    stale = ledger.stale_to_unknown(now)
+    if stale:
+        log.warning("%s: %d recipient(s) were being sent when a previous run stopped; "
+                    "they are now 'unknown' (re-send with --resend-unknown)", ledger.issue, stale)
+    return stale
+
+
 class _Run:
-    """One pass of the send loop over the ledger (memory stays flat: batches of BATCH rows).
+    """One pass of the send loop over the ledger (memory stays flat: leased batches of CLAIM rows).
 
     Transient trouble never fails anyone: deferred recipients wait with a doubling backoff
     (capped at an hour), and when nothing has been accepted for mail.retry_window seconds the
@@ -174,29 +208,58 @@ class _Run:
         self.total, self.done = counts["pending"] + counts["retry"], 0
         self.log = ProgressLog(ledger.issue, self.total, clock)
         self.progressed_at = clock()  # the last time a message was accepted (or run start)
+        self.others, self.counted_at = 0, float("-inf")  # finished by other senders
 
     def advance(self, kind: str, subscriber_id: int) -> None:
         self.done += 1
         self.progressed_at = self.clock()
         self.log.count(kind, subscriber_id)
         if self.progress:
-            self.progress(self.done, self.total)
+            self.progress(min(self.done + self.others, self.total), self.total)
 
     def run(self) -> None:
         if self.progress:
             self.progress(0, self.total)
         while self.sweep():
             due = self.ledger.next_retry_at()
-            if due is None:
+            now = self.clock()
+            # Several senders: wait while another one still holds rows; if it dies, its lease
+            # runs out and this one takes them over (or reports its in-flight ones unknown).
+            busy = None if self.ledger.exclusive else self.ledger.others_busy(now)
+            if due is None and busy is None:
                 self.log.line()
                 return
-            if due - self.progressed_at > self.settings.retry_window:
+            if busy is None and due is not None and (
+                    due - self.progressed_at > self.settings.retry_window):
                 self.pause_deferred()
                 return
-            delay = due - self.clock()
+            wake = min(t for t in (due, busy) if t is not None)
+            delay = min(wake - now, self.settings.lease / 3) if busy else wake - now
             if delay > 0:
                 log.info("%s: waiting %.1f s before retrying", self.ledger.issue, delay)
                 self.sleep(delay)
+            if not self.ledger.exclusive:
+                _report_stale(self.ledger, self.clock())
+
+    def claim(self, after: int) -> list[Due]:
+        """The next batch this sender leases; [] when done, or when another sender paused."""
+        if not self.ledger.exclusive:
+            state = self.store.campaign_pause(self.ledger.issue)
+            if state is not None and state[0] == "paused":
+                self.result.paused, self.result.paused_kind = state[1], state[2]
+                return []
+            self.count_others()
+        return self.ledger.claim_batch(self.clock(), self.settings.lease, after)
+
+    def count_others(self) -> None:
+        """Progress covers the whole campaign: add what the other senders finished meanwhile."""
+        now = self.clock()
+        if now - self.counted_at < 2.0:
+            return
+        self.counted_at = now
+        counts = self.ledger.counts()
+        finished = self.total - counts["pending"] - counts["retry"] - counts["sending"]
+        self.others = max(finished - self.done, 0)
 
     def pause_deferred(self) -> None:
         counts = self.ledger.counts()
@@ -215,7 +278,7 @@ class _Run:
         """
         after = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool:
-            while rows := self.ledger.due(self.clock(), after, limit=BATCH):
+            while rows := self.claim(after):
                 ahead: deque = deque()
                 pending = iter(rows)
                 for row in islice(pending, PREFETCH):
@@ -228,7 +291,7 @@ class _Run:
                     after = row.subscriber_id
                     if not self.attempt(row, future.result()):
                         return False
-        return True
+        return self.result.paused is None
 
     def prepare(self, row: Due) -> Outgoing | MailError | None:
         """Render one recipient's message (None when they are no longer subscribed)."""
@@ -258,14 +321,14 @@ class _Run:
             return False
         attempts, now, kind = row.attempts + 1, self.clock(), outcome.kind
         if kind == outcomes.SENT:
-            ledger.sent(sid, message.message_id, outcome.reply, now, attempts)
-            self.pacer.record(now)
+            ledger.sent(sid, message.message_id, outcome.reply, now, attempts, outcome.relay)
             self.result.sent_now += 1
         elif kind == outcomes.SKIPPED:
             log.info("%s: skipped %s: %s", ledger.issue, row.email, outcome.reply)
+            if outcome.reply == TAKEN:
+                return True  # the other sender reports it
         elif kind == outcomes.UNKNOWN:
-            ledger.unknown(sid, message.message_id, outcome.reply, now, attempts)
-            self.pacer.record(now)
+            ledger.unknown(sid, message.message_id, outcome.reply, now, attempts, outcome.relay)
             log.warning("%s: delivery to %s unknown: %s", ledger.issue, row.email, outcome.reply)
         elif kind == outcomes.REJECTED:
             with self.store.transaction():
@@ -295,7 +358,7 @@ class _Run:
         until nothing has been accepted for the retry window (then pause: None)."""
         failures = 0
         while True:
-            self.pacer.wait()
+            self.pacer.wait(row.subscriber_id)
             try:
                 return self.transport.send(
                     self.settings.sender, message.recipient, message.data,

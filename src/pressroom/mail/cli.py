@@ -193,6 +193,9 @@ def _summary(result: "SendResult") -> None:
         click.echo(f"{result.issue} via {result.destination}: sent {c['sent']} "
                    f"({result.sent_now} this run), deferred {c['retry']}, failed {c['failed']}, "
                    f"unknown {c['unknown']}, skipped {c['skipped']}, pending {c['pending']}")
+        if ", " in result.destination:  # several relays: who accepted how many
+            for relay, accepted in result.relays:
+                click.echo(f"  accepted by {relay}: {accepted}")
     for label, rows in (("failed", result.failed), ("unknown", result.unknown)):
         for address, reply in rows[:SHOWN_ADDRESSES]:
             click.echo(f"  {label}: {address}: {reply}")

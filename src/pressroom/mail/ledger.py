@@ -1,4 +1,4 @@
-"""The per-recipient campaign ledger, the send lock and the pacer that spans restarts.
+"""The per-recipient campaign ledger, leased batches for several senders, and the send lock.
 
 Every state change is its own committed transaction: ``sending`` is on disk before DATA starts
 and ``sent`` only after the server's 250, so a crash leaves at worst a ``sending`` row, which
@@ -7,26 +7,38 @@ the next run turns into ``unknown`` instead of mailing that person twice.
 
 from __future__ import annotations
 
-import collections
-import datetime as _dt
 import fcntl
 import logging
 import os
+import secrets
 import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 from pressroom.errors import MailError
-from pressroom.mail.progress import log as progress_log
 from pressroom.mail.store import BATCH, Store, audience_clause, now_iso
 
 log = logging.getLogger(__name__)
 
+# Rows a sender leases at a time: small enough that several senders share out the last rows of
+# a campaign evenly, large enough that claiming stays a small part of each message's cost.
+CLAIM = 20
 LEDGER_STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "skipped")
 EVERYONE = ""  # the audience key for "no --tag"
+TAKEN = "claimed by another sender after this one's lease ran out"
 _PG_SEND_LOCK = 0x70726573_73656E64  # "pressend": the advisory lock of `pressroom send`
+
+
+def is_postgres(store: Store) -> bool:
+    """True when the store is PostgreSQL (several senders may share it)."""
+    return getattr(store.db, "dialect", "sqlite") == "postgresql"
+
+
+def worker_id() -> str:
+    """This sender, as leases name it: host, process and a random part (pids get reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,9 @@ class Ledger:
         self.db = store.db
         self.campaign_id = campaign_id
         self.issue = issue
+        self.worker = worker_id()
+        # SQLite: one sender at a time (send_lock); PostgreSQL: several, coordinated by leases.
+        self.exclusive = not is_postgres(store)
 
     @classmethod
     def open(cls, store: Store, issue: str, subject: str, tag: str | None) -> "Ledger":
@@ -61,14 +76,13 @@ class Ledger:
         """
         stamp = now_iso()
         with store.transaction() as db:
-            row = db.execute("SELECT id FROM campaigns WHERE issue = ?", (issue,)).fetchone()
-            if row is None:
-                campaign_id = db.execute(
-                    "INSERT INTO campaigns (issue, subject, status, created_at, updated_at) "
-                    "VALUES (?, ?, 'sending', ?, ?) RETURNING id",
-                    (issue, subject, stamp, stamp)).fetchone()[0]
-            else:
-                campaign_id = row[0]
+            if is_postgres(store):  # senders starting together snapshot the audience once
+                db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"campaign:{issue}",))
+            db.execute("INSERT INTO campaigns (issue, subject, status, created_at, updated_at) "
+                       "VALUES (?, ?, 'sending', ?, ?) ON CONFLICT (issue) DO NOTHING",
+                       (issue, subject, stamp, stamp))
+            campaign_id = db.execute("SELECT id FROM campaigns WHERE issue = ?",
+                                     (issue,)).fetchone()[0]
             key = (tag or EVERYONE).lower()  # tags compare case-insensitively
             taken = db.execute("SELECT 1 FROM campaign_audiences WHERE campaign_id = ? AND tag = ?",
                                (campaign_id, key)).fetchone()
@@ -107,12 +121,63 @@ class Ledger:
             with self.store.relaxed_sync():
                 self.db.execute(sql, args)
 
-    def stale_to_unknown(self) -> int:
-        """Rows left in ``sending`` by a crashed run (we hold the lock) become ``unknown``."""
+    def stale_to_unknown(self, now: float | None = None) -> int:
+        """Rows left in ``sending`` by a crashed sender become ``unknown``: every such row when
+        we hold the SQLite lock, else those whose sender's lease expired before ``now``."""
+        lease = "" if self.exclusive else " AND lease_until < ?"
+        extra = () if self.exclusive else (time.time() if now is None else now,)
         return self.db.execute(
             "UPDATE deliveries SET status = 'unknown', updated_at = ?, last_reply = "
             "'interrupted during delivery (crash or kill): it may or may not have arrived' "
-            "WHERE campaign_id = ? AND status = 'sending'", (now_iso(), self.campaign_id)).rowcount
+            f"WHERE campaign_id = ? AND status = 'sending'{lease}",
+            (now_iso(), self.campaign_id, *extra)).rowcount
+
+    def claim_batch(self, now: float, lease: float, after: int = 0,
+                    limit: int = CLAIM) -> list[Due]:
+        """Lease the next due rows to this sender until ``now + lease`` and return them.
+
+        On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several senders claim at once, each
+        getting rows no other holds; a row leased by a sender that stopped renewing comes back
+        when its lease expires. The sender holding the SQLite lock ignores old leases.
+        """
+        lease_free = ("" if self.exclusive else
+                      " AND (lease_owner = '' OR lease_until < ? OR lease_owner = ?)")
+        skip = " FOR UPDATE SKIP LOCKED" if is_postgres(self.store) else ""
+        with self.store.transaction() as db:
+            ids = [sid for (sid,) in db.execute(
+                "SELECT subscriber_id FROM deliveries WHERE campaign_id = ? AND subscriber_id > ? "
+                "AND (status = 'pending' OR (status = 'retry' AND next_attempt_at <= ?))"
+                f"{lease_free} ORDER BY subscriber_id LIMIT ?{skip}",
+                (self.campaign_id, after, now, *(() if self.exclusive else (now, self.worker)),
+                 limit)).fetchall()]
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            db.execute("UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE "
+                       f"campaign_id = ? AND subscriber_id IN ({marks})",
+                       (self.worker, now + lease, self.campaign_id, *ids))
+        rows = self.db.execute(
+            "SELECT d.subscriber_id, s.email, s.first_name, s.last_name, s.status, p.reason, "
+            "d.status, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+            "LEFT JOIN suppressions p ON p.email_key = s.email_key "
+            f"WHERE d.campaign_id = ? AND d.subscriber_id IN ({marks}) ORDER BY d.subscriber_id",
+            (self.campaign_id, *ids)).fetchall()
+        return [Due(*row) for row in rows]
+
+    def release(self) -> None:
+        """Give back the rows this sender claimed but did not finish (others may take them)."""
+        self.db.execute("UPDATE deliveries SET lease_owner = '', lease_until = 0 WHERE "
+                        "campaign_id = ? AND lease_owner = ? AND status IN ('pending', 'retry')",
+                        (self.campaign_id, self.worker))
+
+    def others_busy(self, now: float) -> float | None:
+        """When the last live lease of another sender on this campaign expires (None: no other
+        sender holds unfinished rows)."""
+        return self.db.execute(
+            "SELECT MAX(lease_until) FROM deliveries WHERE campaign_id = ? AND lease_owner <> ? "
+            "AND lease_owner <> '' AND lease_until >= ? AND status IN ('pending', 'retry', "
+            "'sending')",
+            (self.campaign_id, self.worker, now)).fetchone()[0]
 
     def requeue_unknown(self) -> int:
         """--resend-unknown: put every ``unknown`` row back in the queue."""
@@ -138,6 +203,13 @@ class Ledger:
         return self.db.execute("SELECT MIN(next_attempt_at) FROM deliveries WHERE campaign_id = ? "
                                "AND status = 'retry'", (self.campaign_id,)).fetchone()[0]
 
+    def relays(self) -> list[tuple[str, int]]:
+        """(relay, messages it accepted) for this campaign, most first."""
+        return self.db.execute(
+            "SELECT relay, COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'sent' "
+            "AND relay <> '' GROUP BY relay ORDER BY COUNT(*) DESC, relay",
+            (self.campaign_id,)).fetchall()
+
     def claim(self, subscriber_id: int) -> str | None:
         """Commit ``sending`` before DATA if the recipient may still be mailed; else say why not.
 
@@ -146,6 +218,13 @@ class Ledger:
         on its way. A recipient who may no longer be mailed is marked ``skipped``.
         """
         with self.store.transaction() as db:
+            lock = " FOR UPDATE" if is_postgres(self.store) else ""
+            mine = db.execute("SELECT status, lease_owner FROM deliveries WHERE campaign_id = ? "
+                              f"AND subscriber_id = ?{lock}",
+                              (self.campaign_id, subscriber_id)).fetchone()
+            if mine is None or mine[0] not in ("pending", "retry", "sending") or (
+                    mine[1] != self.worker):
+                return TAKEN  # our lease ran out and another sender has it: leave it to them
             row = db.execute("SELECT s.status, p.reason FROM subscribers s LEFT JOIN suppressions "
                              "p ON p.email_key = s.email_key WHERE s.id = ?",
                              (subscriber_id,)).fetchone()
@@ -157,16 +236,16 @@ class Ledger:
         return None
 
     def sent(self, subscriber_id: int, message_id: str, reply: str, at: float,
-             attempts: int) -> None:
-        """Commit ``sent`` after the server's 250."""
+             attempts: int, relay: str = "") -> None:
+        """Commit ``sent`` after the server's 250 (``relay``: host:port that accepted it)."""
         self._set(subscriber_id, "sent", message_id=message_id, last_reply=reply,
-                  submitted_at=at, attempts=attempts)
+                  submitted_at=at, attempts=attempts, relay=relay)
 
     def unknown(self, subscriber_id: int, message_id: str, reply: str, at: float,
-                attempts: int) -> None:
-        """The message went out but its reply never came."""
+                attempts: int, relay: str = "") -> None:
+        """The message went out (through ``relay``) but its reply never came."""
         self._set(subscriber_id, "unknown", message_id=message_id, last_reply=reply,
-                  submitted_at=at, attempts=attempts)
+                  submitted_at=at, attempts=attempts, relay=relay)
 
     def retry(self, subscriber_id: int, reply: str, attempts: int, at: float) -> None:
         """A transient failure: try again at ``at``."""
@@ -278,42 +357,3 @@ def send_lock(store: Store, issue: str) -> Iterator[None]:
                 os.close(fd)
             else:
                 store.db.execute("SELECT pg_advisory_unlock(?)", (_PG_SEND_LOCK,))
-
-
-class Pacer:
-    """Messages per second and per hour, counted from the ledger so limits hold across restarts."""
-
-    def __init__(self, store: Store, rate: float | None, hourly_cap: int | None,
-                 clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.rate, self.cap, self.clock, self.sleep = rate, hourly_cap, clock, sleep
-        self.last = store.db.execute("SELECT MAX(submitted_at) FROM deliveries").fetchone()[0]
-        self.window: collections.deque[float] = collections.deque()
-        if hourly_cap:
-            recent = store.db.execute(
-                "SELECT submitted_at FROM deliveries WHERE submitted_at > ? "
-                "ORDER BY submitted_at DESC LIMIT ?", (clock() - 3600, hourly_cap)).fetchall()
-            self.window.extend(sorted(t for (t,) in recent))
-
-    def wait(self) -> None:
-        """Sleep until the next message is allowed."""
-        now = self.clock()
-        at = now
-        if self.rate and self.last is not None:
-            at = max(at, self.last + 1.0 / self.rate)
-        if self.cap and len(self.window) >= self.cap:
-            at = max(at, self.window[0] + 3600.0)
-            if at > now:
-                until = _dt.datetime.fromtimestamp(at, _dt.UTC).strftime("%H:%M:%S UTC")
-                progress_log.info("hourly cap of %d messages reached; waiting %.0f s, until %s",
-                            self.cap, at - now, until)
-        if at > now:
-            self.sleep(at - now)
-
-    def record(self, at: float) -> None:
-        """Count one message handed to the server at ``at``."""
-        self.last = at
-        if self.cap:
-            self.window.append(at)
-            while len(self.window) > self.cap:
-                self.window.popleft()

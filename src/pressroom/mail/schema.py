@@ -133,6 +133,27 @@ SQLITE_STEPS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS rate_hits_at ON rate_hits (at)",
         "CREATE INDEX events_subscriber ON events (subscriber_id, id)",
     ),
+    (  # 6: several senders and relays: leases on claimed rows, global pacing, the relay used
+        # lease_owner/lease_until: the sender that claimed a row and until when (renewed while
+        # it lives); paced_at: the send slot handed out for the row (the hourly cap counts
+        # these across senders); relay: host:port of the relay that accepted the message.
+        "ALTER TABLE deliveries ADD COLUMN relay TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE deliveries ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE deliveries ADD COLUMN lease_until REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE deliveries ADD COLUMN paced_at REAL",
+        "CREATE INDEX deliveries_paced ON deliveries (paced_at) WHERE paced_at IS NOT NULL",
+        # One row per pacing key ('global', 'relay:HOST:PORT'): the next free send slot.
+        """CREATE TABLE send_pacing (
+            key TEXT PRIMARY KEY,
+            next_at REAL NOT NULL DEFAULT 0)""",
+        # Connection slots of relays with a `connections` limit, leased by senders.
+        """CREATE TABLE relay_slots (
+            relay TEXT NOT NULL,
+            slot INTEGER NOT NULL,
+            owner TEXT NOT NULL,
+            until REAL NOT NULL,
+            PRIMARY KEY (relay, slot))""",
+    ),
 )
 
 
@@ -237,7 +258,23 @@ POSTGRES_SCHEMA_5 = (
     "CREATE INDEX rate_hits_bucket ON rate_hits (bucket, at)",
     "CREATE INDEX rate_hits_at ON rate_hits (at)",
 )
-POSTGRES_STEPS: tuple[tuple[str, ...], ...] = ((), (), (), (), POSTGRES_SCHEMA_5)
+POSTGRES_STEPS: tuple[tuple[str, ...], ...] = ((), (), (), (), POSTGRES_SCHEMA_5, (
+    # 6: as SQLite's step 6 (times in DOUBLE PRECISION)
+    "ALTER TABLE deliveries ADD COLUMN relay TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE deliveries ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE deliveries ADD COLUMN lease_until DOUBLE PRECISION NOT NULL DEFAULT 0",
+    "ALTER TABLE deliveries ADD COLUMN paced_at DOUBLE PRECISION",
+    "CREATE INDEX deliveries_paced ON deliveries (paced_at) WHERE paced_at IS NOT NULL",
+    """CREATE TABLE send_pacing (
+        key TEXT PRIMARY KEY,
+        next_at DOUBLE PRECISION NOT NULL DEFAULT 0)""",
+    """CREATE TABLE relay_slots (
+        relay TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        until DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (relay, slot))""",
+))
 # A later step appends to both tuples, with the same number.
 SCHEMA_VERSION = len(SQLITE_STEPS)
 assert len(POSTGRES_STEPS) == SCHEMA_VERSION

@@ -50,6 +50,9 @@ class MailSettings:
     max_hard_bounce_rate: float = 0.05
     max_complaint_rate: float = 0.003
     breaker_window: int = 500
+    # Seconds a sender's claim on recipients lasts without renewal (renewed every third of it):
+    # after a sender dies, others take its claimed rows and report its in-flight ones unknown.
+    lease: float = 60.0
 
     @property
     def sender_domain(self) -> str:
@@ -77,8 +80,35 @@ class DkimSettings:
 
 
 @dataclass(frozen=True)
+class Relay:
+    """One SMTP relay: where it is, how to log in (password from ``password_env``), its limits.
+
+    ``connections`` caps how many senders hold a connection to it at once (every host sharing
+    the store counts); ``rate`` is its own messages per second across all senders.
+    """
+
+    host: str
+    port: int
+    security: str = "starttls"
+    username: str | None = None
+    timeout: float = 30.0
+    password_env: str = PASSWORD_ENV
+    connections: int | None = None
+    rate: float | None = None
+
+    @property
+    def name(self) -> str:
+        """host:port, as the ledger records the relay that accepted a message."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
-    """How to reach the SMTP server (the password comes from the environment only)."""
+    """How to reach the SMTP server(s) (passwords come from the environment only).
+
+    ``relays`` lists every relay in failover order; host, port, security, username and timeout
+    are the first relay's (what `pressroom doctor` probes).
+    """
 
     host: str
     port: int
@@ -88,6 +118,8 @@ class SmtpSettings:
     rate: float | None = None
     hourly_cap: int | None = None
     dkim: DkimSettings | None = None
+    relays: tuple[Relay, ...] = ()
+    password_env: str = PASSWORD_ENV
 
 
 def _thaw(value: Any) -> Any:
@@ -186,6 +218,7 @@ def _mail_settings(config: Config) -> MailSettings:
         max_hard_bounce_rate=_rate(f, "max_hard_bounce_rate", 0.05),
         max_complaint_rate=_rate(f, "max_complaint_rate", 0.003),
         breaker_window=f.integer("breaker_window", False, 500, minimum=10),
+        lease=float(f.number("lease", False, 60.0, minimum=1)),
     )
     f.done()
     return settings
@@ -201,24 +234,54 @@ def smtp_settings(config: Config) -> SmtpSettings | None:
 
 def _smtp_settings(config: Config) -> SmtpSettings:
     f = _section(config, "smtp", config.smtp)
-    host = f.text("host")
-    security = f.choice("security", SECURITY, False, "starttls")
-    port = f.integer("port", False, DEFAULT_PORTS[security], minimum=1)
-    if port > 65535:
-        raise f.error("port", f"'smtp.port' must be at most 65535, got {port}")
-    timeout = f.number("timeout", False, 30.0, minimum=1)
-    rate = f.number("rate", False, None, minimum=0)
-    if rate is not None and rate <= 0:
-        raise f.error("rate", "'smtp.rate' must be more than 0 messages per second; "
-                              "leave it out for no limit")
+    if isinstance(config.smtp, Mapping) and "relays" in config.smtp:
+        for key in ("host", "port", "security", "username", "timeout", "password_env"):
+            if key in config.smtp:
+                raise f.error(key, f"'smtp.{key}' belongs to each entry of 'smtp.relays' when "
+                                   "relays are listed; move it into the relays")
+        entries = f.mappings("relays")
+        relays = tuple(_relay(entry, rate_key=True) for entry in entries)
+        names = [relay.name for relay in relays]
+        for i, entry in enumerate(entries):
+            entry.done()
+            if names.index(names[i]) != i:
+                raise entry.error("host", f"'smtp.relays' lists {names[i]} twice")
+    else:
+        relays = (_relay(f, rate_key=False),)
+    first = relays[0]
     settings = SmtpSettings(
-        host=host, port=port, security=security, username=f.text("username", False),
-        timeout=float(timeout), rate=float(rate) if rate is not None else None,
-        hourly_cap=f.integer("hourly_cap", False, None, minimum=1),
+        host=first.host, port=first.port, security=first.security, username=first.username,
+        timeout=first.timeout, password_env=first.password_env, relays=relays,
+        rate=_positive_rate(f), hourly_cap=f.integer("hourly_cap", False, None, minimum=1),
         dkim=_dkim(config, f.mapping("dkim", False)),
     )
     f.done()
     return settings
+
+
+def _positive_rate(f: Fields) -> float | None:
+    rate = f.number("rate", False, None, minimum=0)
+    if rate is not None and rate <= 0:
+        raise f.error("rate", f"'{f._key('rate')}' must be more than 0 messages per second; "
+                              "leave it out for no limit")
+    return float(rate) if rate is not None else None
+
+
+def _relay(f: Fields, rate_key: bool) -> Relay:
+    """One relay: an entry of smtp.relays (with its own connections and rate), or smtp itself."""
+    host = f.text("host")
+    security = f.choice("security", SECURITY, False, "starttls")
+    port = f.integer("port", False, DEFAULT_PORTS[security], minimum=1)
+    if port > 65535:
+        raise f.error("port", f"'{f._key('port')}' must be at most 65535, got {port}")
+    env = f.text("password_env", False, PASSWORD_ENV)
+    if not env.replace("_", "").isalnum() or not env.isascii() or env[0].isdigit():
+        raise f.error("password_env", f"'{f._key('password_env')}' must name an environment "
+                                      f"variable (letters, digits, _), got {env!r}")
+    return Relay(host=host, port=port, security=security, username=f.text("username", False),
+                 timeout=float(f.number("timeout", False, 30.0, minimum=1)), password_env=env,
+                 connections=f.integer("connections", False, None, minimum=1),
+                 rate=_positive_rate(f) if rate_key else None)
 
 
 def _dkim(config: Config, f: Fields | None) -> DkimSettings | None:
@@ -257,13 +320,17 @@ def secret_key() -> bytes:
     return key
 
 
-def smtp_password(settings: SmtpSettings) -> str | None:
-    """The SMTP password from ``PRESSROOM_SMTP_PASSWORD`` (needed only with a username)."""
+def smtp_password(settings: SmtpSettings | Relay) -> str | None:
+    """A relay's password from its ``password_env`` (default ``PRESSROOM_SMTP_PASSWORD``;
+    needed only with a username)."""
     if not settings.username:
         return None
-    value = os.environ.get(PASSWORD_ENV)
+    env = settings.password_env
+    value = os.environ.get(env)
     if not value:
-        raise MailError(f"smtp.username is set but {PASSWORD_ENV} is not; export the SMTP password "
-                        f"in {PASSWORD_ENV} (it is never read from publication.yaml)")
+        where = ("smtp.username" if env == PASSWORD_ENV
+                 else f"the username of relay {settings.host}:{settings.port}")
+        raise MailError(f"{where} is set but {env} is not; export the SMTP password "
+                        f"in {env} (it is never read from publication.yaml)")
     return value
 

@@ -10,12 +10,12 @@ import logging
 import re
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from pressroom.errors import MailError
-from pressroom.mail.settings import SmtpSettings
+from pressroom.mail.settings import Relay, SmtpSettings
 from pressroom.output import write_atomic
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,17 @@ _DOT = re.compile(rb"(?m)^\.")
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one delivery attempt means: ``kind`` is one of SENT/RETRY/REJECTED/PAUSE/UNKNOWN."""
+    """What one delivery attempt means: ``kind`` is one of SENT/RETRY/REJECTED/PAUSE/UNKNOWN.
+
+    ``relay`` names the relay that answered (host:port); ``connection`` says the failure was
+    the connection's (lost, or a 421 "closing"), not a verdict on the message: another relay
+    may take it.
+    """
 
     kind: str
     reply: str = ""
+    relay: str = ""
+    connection: bool = False
 
 
 class TransportError(MailError):
@@ -90,7 +97,8 @@ def wire_payload(data: bytes) -> bytes:
 class SmtpTransport:
     """One SMTP connection, opened lazily, reused for every message and reopened after a drop."""
 
-    def __init__(self, settings: SmtpSettings, helo: str, password: str | None = None) -> None:
+    def __init__(self, settings: SmtpSettings | Relay, helo: str,
+                 password: str | None = None) -> None:
         self.settings = settings
         self.helo = helo
         self.password = password
@@ -141,7 +149,7 @@ class SmtpTransport:
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(f"SMTP login as {s.username} at {self.where} failed "
                                  f"({_reply(exc.smtp_code, exc.smtp_error)}); check smtp.username "
-                                 "and PRESSROOM_SMTP_PASSWORD", transient=False) from exc
+                                 f"and {s.password_env}", transient=False) from exc
         except ssl.SSLCertVerificationError as exc:
             raise TransportError(f"the TLS certificate of {self.where} is not valid "
                                  f"({exc.verify_message}); check smtp.host",
@@ -174,14 +182,19 @@ class SmtpTransport:
 
     def _abort(self, outcome: Outcome) -> Outcome:
         """End a failed transaction: RSET, or drop the connection if the server is closing."""
+        closing = outcome.reply.startswith("421")
         if self.conn is not None:
             try:
-                if outcome.reply.startswith("421"):
+                if closing:
                     raise smtplib.SMTPServerDisconnected("server is closing the connection")
                 self.conn.rset()
             except (smtplib.SMTPException, OSError):
                 self._drop()
-        return outcome
+        return replace(outcome, relay=self.where, connection=closing)
+
+    def _lost(self, kind: str, reply: str) -> Outcome:
+        self._drop()
+        return Outcome(kind, reply, self.where, connection=kind == RETRY)
 
     def send(self, sender: str, recipient: str, data: bytes,
              on_data: Callable[[], str | None], label: str = "") -> Outcome:
@@ -198,7 +211,7 @@ class SmtpTransport:
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 self._drop()  # an idle connection the server closed: reconnect once
                 if fresh:
-                    return Outcome(RETRY, f"connection lost before MAIL FROM ({exc})")
+                    return self._lost(RETRY, f"connection lost before MAIL FROM ({exc})")
         if code != 250:
             return self._abort(classify(code, resp, "MAIL"))
         try:
@@ -214,16 +227,14 @@ class SmtpTransport:
             conn.send(wire_payload(data))
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             # Until the final "." has gone out the server cannot have accepted the message.
-            self._drop()
-            return Outcome(RETRY, f"connection lost before the message was complete ({exc})")
+            return self._lost(RETRY, f"connection lost before the message was complete ({exc})")
         try:
             code, resp = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self._drop()
-            return Outcome(UNKNOWN, f"connection lost after the message was sent, before the "
-                                    f"server's reply ({exc})")
+            return self._lost(UNKNOWN, f"connection lost after the message was sent, before the "
+                                       f"server's reply ({exc})")
         if code == 250:
-            return Outcome(SENT, _reply(code, resp))
+            return Outcome(SENT, _reply(code, resp), self.where)
         return self._abort(classify(code, resp, "END"))
 
 
