@@ -109,14 +109,13 @@ def test_package_names_the_handout_edition(demo_book):
         assert f'<meta property="schema:accessibilityFeature">{feature}</meta>' in opf
 
 
-def test_markers_are_invisible_in_reading(demo_out, tmp_path):
+def test_markers_are_invisible_in_reading(demo_out, tmp_path, browser):
     """Chromium lays out the marked chapters: each marker takes no space and shows nothing,
     and the page list is hidden."""
-    from pressroom.web.screenshots import chromium
-
     zipfile.ZipFile(demo_out / "facial-yoga.epub").extractall(tmp_path)
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 600, "height": 900})
+    context = browser.new_context(viewport={"width": 600, "height": 900})
+    try:
+        page = context.new_page()
         for name in ("article-facial-yoga-symmetry.xhtml", "routines.xhtml", "nav.xhtml"):
             page.goto((tmp_path / "EPUB" / name).as_uri())
             boxes = page.evaluate("""[...document.querySelectorAll('[role=doc-pagebreak]')]
@@ -125,7 +124,8 @@ def test_markers_are_invisible_in_reading(demo_out, tmp_path):
             assert boxes and all(box == [0, 0, ""] for box in boxes), (name, boxes)
         hidden = page.evaluate("getComputedStyle(document.querySelector("
                                "'nav[role=doc-pagelist]')).display")
-        page.close()
+    finally:
+        context.close()
     assert hidden == "none"
 
 
