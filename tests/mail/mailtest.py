@@ -118,7 +118,9 @@ def make_project(root: Path, smtp: dict | None = None, mail: dict | None = None)
     shutil.copytree(FIXTURES / "project", project)
     config = project / "content" / "publication.yaml"
     store = {"store": stores.CURRENT} if stores.CURRENT else {}
-    sections = {"mail": {"retry_backoff": 0.01, **store, **(mail or {})}}
+    # A short lease: on PostgreSQL a killed sender's rows wait for their lease to expire
+    # (60 s by default) before a restarted sender reports them.
+    sections = {"mail": {"retry_backoff": 0.01, "lease": 3, **store, **(mail or {})}}
     if smtp is not None:
         sections["smtp"] = smtp
     with config.open("a", encoding="utf-8") as fh:
