@@ -7,17 +7,14 @@ import subprocess
 
 import pytest
 from dnstest import LocalDns
-from mailtest import SECRET, Recorder, make_project, smtp_section
+from mailtest import SECRET, make_project, recording_server, smtp_section
 
-from projects import smtp_sink
 
 
 @pytest.fixture(scope="module")
 def smtp_server():
     """One real SMTP server on 127.0.0.1 per test module."""
-    handler = Recorder()
-    with smtp_sink(handler) as controller:
-        controller.recorder = handler
+    with recording_server() as controller:
         yield controller
 
 

@@ -6,6 +6,7 @@ import asyncio
 import email
 import shutil
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import policy
 from pathlib import Path
@@ -14,7 +15,7 @@ import stores
 import yaml
 
 from pressroom.config import load_config
-from projects import SECRET, closed_port  # noqa: F401  (re-exported for the mail tests)
+from projects import SECRET, closed_port, smtp_sink  # noqa: F401  (re-exported for the mail tests)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -110,6 +111,15 @@ class Recorder:
             server.transport.close()
             await asyncio.sleep(30)
         return "250 2.0.0 OK queued"
+
+
+@contextmanager
+def recording_server():
+    """A real SMTP server on 127.0.0.1 whose messages ``controller.recorder`` keeps."""
+    handler = Recorder()
+    with smtp_sink(handler) as controller:
+        controller.recorder = handler
+        yield controller
 
 
 def make_project(root: Path, smtp: dict | None = None, mail: dict | None = None) -> Path:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from mailtest import Recorder, add_subscribers, closed_port, config_of, ledger, make_project
+from mailtest import (add_subscribers, closed_port, config_of, ledger, make_project,
+                      recording_server)
 
-from projects import smtp_sink
 
 from pressroom.errors import ConfigError, MailError
 from pressroom.mail import send_campaign
@@ -27,9 +27,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 @pytest.fixture(scope="module")
 def backup_server():
     """A second real SMTP server: the relay failed over to."""
-    handler = Recorder()
-    with smtp_sink(handler) as controller:
-        controller.recorder = handler
+    with recording_server() as controller:
         yield controller
 
 
