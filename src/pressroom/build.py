@@ -239,7 +239,7 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
                              "pip install 'pressroom[validate]'")
     handout_key = jobs.handout_key(pub, theme)
     pages = jobs.PageMap(jobs.cached_page_map(manifest, handout_key))
-    with _EarlyCheck(config, validate, on_step) as check:
+    with _EarlyCheck(config, validate, jobs.Job("epub") in todo, on_step) as check:
         rendered = _render_all(pub, theme, todo, parallel, on_step, pages, check.start)
         errors = [err for _files, _warns, err in rendered.values() if err]
         if errors:
@@ -303,25 +303,28 @@ def _collect(config: Config, todo: list[jobs.Job], keys: dict[jobs.Job, str],
 
 
 class _EarlyCheck:
-    """EPUBCheck started on the ebook as soon as it is rendered (the JVM starts while the PDFs
-    render); :meth:`result` waits for its verdict before anything is written. Leaving the
-    ``with`` block early (another job failed) stops it."""
+    """EPUBCheck for this build's ebook. Its JVM starts with the build, before anything renders,
+    and does its fixed start-up work (compiling the schemas) while the PDFs and the ebook
+    render; it gets the ebook as soon as that is rendered. :meth:`result` waits for its verdict
+    before anything is written. Leaving the ``with`` block early (a job failed) stops it."""
 
-    def __init__(self, config: Config, validate: bool | None,
+    def __init__(self, config: Config, validate: bool | None, ebook: bool,
                  on_step: Callable[[str], None] | None) -> None:
-        self.config, self.validate, self.on_step = config, validate, on_step
+        self.config, self.on_step = config, on_step
+        wanted = ebook and validate is not False and epubcheck_jar() is not None
         self.pending: PendingCheck | None = None
+        self._waiting = PendingCheck() if wanted else None
 
     def start(self, job_name: str, files: Files) -> None:
-        """Start EPUBCheck when ``job_name`` is the ebook's job (and validation is on)."""
-        name = ebook_name(self.config)
-        if job_name != "epub" or self.validate is False or epubcheck_jar() is None:
+        """Hand the ebook to EPUBCheck when ``job_name`` is the ebook's job."""
+        if job_name != "epub" or self._waiting is None:
             return
+        name = ebook_name(self.config)
         data = files[name]
         if self.on_step:
             self.on_step("EPUBCheck")
-        self.pending = PendingCheck(data if isinstance(data, bytes) else data.encode("utf-8"),
-                                    name)
+        self.pending, self._waiting = self._waiting, None
+        self.pending.submit(data if isinstance(data, bytes) else data.encode("utf-8"), name)
 
     def result(self) -> EpubCheckResult | None:
         """EPUBCheck's verdict (None when it did not run); problems are a PressroomError."""
@@ -338,8 +341,9 @@ class _EarlyCheck:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.pending is not None:
-            self.pending.close()
+        for check in (self.pending, self._waiting):
+            if check is not None:
+                check.close()
 
 
 def _downloads(

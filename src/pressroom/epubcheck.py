@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from pressroom.errors import PressroomError
 
 
 @dataclass(frozen=True)
@@ -51,41 +57,112 @@ def epubcheck_jar() -> Path | None:
 # off) and the serial collector; they cut its CPU time without changing what it reports.
 JAVA_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
+# Launched as a single source file (Java 11+; Debian's JRE carries the jdk.compiler module),
+# which compiles itself into the user's cache for later builds (see the file's comment).
+DRIVER = Path(__file__).parent / "java" / "EpubCheckDriver.java"
+
+
+def _driver_cache(java: str, jar: Path) -> Path | None:
+    """Where the compiled driver lives for this driver source, Java and EPUBCheck jar: under
+    $XDG_CACHE_HOME (else ~/.cache)/pressroom; None when that folder cannot be made."""
+    java_real = Path(java).resolve()
+    key = hashlib.sha256(DRIVER.read_bytes())
+    for path in (java_real, jar):
+        stat = path.stat()
+        key.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pressroom"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return root / f"epubcheck-driver-{key.hexdigest()[:16]}"
+
+
+def driver_command(java: str, jar: Path) -> list[str]:
+    """The command that starts the warm-up JVM (without the warm-up book's two arguments)."""
+    cache = _driver_cache(java, jar)
+    if cache is not None and (cache / "EpubCheckDriver.class").is_file():
+        return [java, *JAVA_FLAGS, "-cp", os.pathsep.join([str(jar), str(cache)]),
+                "EpubCheckDriver"]
+    compile_to = ([f"-Dpressroom.driver.source={DRIVER}", f"-Dpressroom.driver.out={cache}"]
+                  if cache is not None else [])
+    return [java, *JAVA_FLAGS, *compile_to, "-cp", str(jar), str(DRIVER)]
+
 
 class PendingCheck:
-    """An EPUBCheck run started in its own process; :meth:`result` waits for its verdict.
+    """An EPUBCheck run in its own process; :meth:`submit` hands it the ebook, :meth:`result`
+    waits for its verdict.
 
-    Started as soon as the ebook's bytes exist, it runs while the PDFs render (the JVM's 6-9 s
-    start-up is then mostly hidden). Use as a context manager so an abandoned build stops it.
+    ``warm=True`` starts the JVM at once, before the ebook exists: it checks a small ebook of
+    its own (java/EpubCheckDriver.java), which does the fixed start-up work (about 5 s of a
+    6 s run) while the build renders, then checks the real one in about 0.6 s. If that JVM
+    cannot start or has died by then, the ebook gets an ordinary one-shot run (same report).
+    Use as a context manager so an abandoned build stops it.
     """
 
-    def __init__(self, data: bytes, name: str, usage: bool = True) -> None:
+    def __init__(self, usage: bool = True, warm: bool = True) -> None:
         jar = epubcheck_jar()
         java = shutil.which("java")
         if jar is None or java is None:
             raise FileNotFoundError("EPUBCheck needs the 'epubcheck' Python package and Java")
+        self._java, self._jar, self._usage = java, jar, usage
         self._tmp = tempfile.TemporaryDirectory(prefix="pressroom-epubcheck-")
+        self._report = Path(self._tmp.name) / "report.json"
+        self._proc: subprocess.Popen | None = None
+        self.warmed = False  # whether the real check ran in the warmed-up JVM
+        if warm and DRIVER.is_file():
+            warm_book = Path(self._tmp.name) / "warm-up.epub"
+            warm_book.write_bytes(warmup_epub())
+            self._proc = subprocess.Popen(
+                [*driver_command(java, jar), str(warm_book),
+                 str(Path(self._tmp.name) / "warm-up.json")],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def submit(self, data: bytes, name: str) -> None:
+        """Check ``data`` (the ebook's bytes, written to a temporary ``name``)."""
         book = Path(self._tmp.name) / name
         book.write_bytes(data)
-        self._report = Path(self._tmp.name) / "report.json"
-        cmd = [java, *JAVA_FLAGS, "-jar", str(jar), str(book), "--json", str(self._report)]
-        if usage:
-            cmd.append("--usage")
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = [str(book), "--json", str(self._report), *(["--usage"] if self._usage else [])]
+        if self.running and self._proc is not None and self._proc.stdin:
+            try:
+                self._proc.stdin.write("".join(f"{a}\n" for a in args).encode("utf-8") + b"\n")
+                self._proc.stdin.close()
+                self.warmed = True
+                return
+            except OSError:  # the JVM died meanwhile
+                pass
+        self._stop()  # no warmed-up JVM to hand the ebook to: run EPUBCheck the ordinary way
+        self._proc = subprocess.Popen([self._java, *JAVA_FLAGS, "-jar", str(self._jar), *args],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @property
+    def running(self) -> bool:
+        """Whether EPUBCheck's JVM is still running."""
+        return self._proc is not None and self._proc.poll() is None
 
     def result(self) -> EpubCheckResult:
         """Wait for EPUBCheck (at most 300 s) and parse its JSON report."""
+        assert self._proc is not None, "submit() the ebook first"
         try:
-            self._proc.wait(timeout=300)
+            code = self._proc.wait(timeout=300)
+            if not self._report.is_file():
+                raise PressroomError(f"EPUBCheck stopped without a report (exit status {code}); "
+                                      "run `java -jar` on the jar by hand to see why")
             return _parse(json.loads(self._report.read_text(encoding="utf-8")))
         finally:
             self.close()
 
-    def close(self) -> None:
-        """Stop EPUBCheck if it still runs; remove its temporary copy of the ebook."""
-        if self._proc.poll() is None:
+    def _stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
+        if self._proc is not None:
             self._proc.wait()
+            if self._proc.stdin:
+                self._proc.stdin.close()
+
+    def close(self) -> None:
+        """Stop EPUBCheck if it still runs; remove its temporary files."""
+        self._stop()
         self._tmp.cleanup()
 
     def __enter__(self) -> PendingCheck:
@@ -95,9 +172,64 @@ class PendingCheck:
         self.close()
 
 
+# The warm-up ebook: one of each document type a Pressroom ebook has (package, navigation
+# document, NCX, XHTML with semantics and a page break, CSS, SVG), so that the real check finds
+# every schema it needs already compiled.
+_XHTML = ('<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml" '
+          'xmlns:epub="http://www.idpf.org/2007/ops" lang="en" xml:lang="en"><head>'
+          '<title>{title}</title><link rel="stylesheet" href="style.css"/></head><body>{body}'
+          '</body></html>')
+_WARMUP = {
+    "META-INF/container.xml":
+        '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:'
+        'xmlns:container"><rootfiles><rootfile full-path="EPUB/content.opf" media-type='
+        '"application/oebps-package+xml"/></rootfiles></container>',
+    "EPUB/content.opf":
+        '<?xml version="1.0" encoding="utf-8"?><package xmlns="http://www.idpf.org/2007/opf" '
+        'version="3.0" unique-identifier="id" xml:lang="en"><metadata xmlns:dc="http://purl.org/'
+        'dc/elements/1.1/"><dc:identifier id="id">urn:uuid:00000000-0000-4000-8000-000000000000'
+        '</dc:identifier><dc:title>Warm-up</dc:title><dc:language>en</dc:language><meta property='
+        '"dcterms:modified">2000-01-01T00:00:00Z</meta></metadata><manifest><item id="nav" '
+        'href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/><item id="ncx" '
+        'href="toc.ncx" media-type="application/x-dtbncx+xml"/><item id="text" href="text.xhtml" '
+        'media-type="application/xhtml+xml"/><item id="css" href="style.css" media-type="text/css"'
+        '/><item id="svg" href="image.svg" media-type="image/svg+xml"/></manifest><spine toc="ncx">'
+        '<itemref idref="nav"/><itemref idref="text"/></spine></package>',
+    "EPUB/nav.xhtml": _XHTML.format(title="Contents", body=(
+        '<nav epub:type="toc" id="toc"><h1>Contents</h1><ol><li><a href="text.xhtml">Text</a>'
+        '</li></ol></nav><nav epub:type="page-list" hidden=""><ol><li><a href="text.xhtml#page-1">'
+        '1</a></li></ol></nav>')),
+    "EPUB/toc.ncx":
+        '<?xml version="1.0" encoding="utf-8"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" '
+        'version="2005-1"><head><meta name="dtb:uid" content="urn:uuid:00000000-0000-4000-8000-'
+        '000000000000"/></head><docTitle><text>Warm-up</text></docTitle><navMap><navPoint id="p1">'
+        '<navLabel><text>Text</text></navLabel><content src="text.xhtml"/></navPoint></navMap>'
+        '</ncx>',
+    "EPUB/text.xhtml": _XHTML.format(title="Text", body=(
+        '<section epub:type="chapter" role="doc-chapter" aria-labelledby="h"><h1 id="h">Text</h1>'
+        '<span epub:type="pagebreak" role="doc-pagebreak" id="page-1" aria-label="1"/><p>Text.'
+        '</p><figure><img src="image.svg" alt="A circle"/></figure><table><tr><th scope="col">A'
+        '</th></tr><tr><td>1</td></tr></table></section>')),
+    "EPUB/style.css": "body { font-family: serif; } h1 { color: #123; }",
+    "EPUB/image.svg": '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><title>A '
+                      'circle</title><circle cx="5" cy="5" r="4"/></svg>',
+}
+
+
+def warmup_epub() -> bytes:
+    """The small ebook the warmed-up JVM checks first (its verdict is not used)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        for name, text in _WARMUP.items():
+            zf.writestr(name, text, compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
 def run_epubcheck(epub: Path, usage: bool = True) -> EpubCheckResult:
     """Validate ``epub`` with EPUBCheck's JSON report (``--usage`` includes usage messages)."""
-    with PendingCheck(epub.read_bytes(), epub.name, usage) as pending:
+    with PendingCheck(usage, warm=False) as pending:
+        pending.submit(epub.read_bytes(), epub.name)
         return pending.result()
 
 
