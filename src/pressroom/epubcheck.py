@@ -114,7 +114,7 @@ class PendingCheck:
             warm_book = Path(self._tmp.name) / "warm-up.epub"
             warm_book.write_bytes(warmup_epub())
             self._proc = subprocess.Popen(
-                [*driver_command(java, jar), str(warm_book),
+                [*(["nice", "-n", os.environ["NICE"]] if os.environ.get("NICE") else []), *driver_command(java, jar), str(warm_book),
                  str(Path(self._tmp.name) / "warm-up.json")],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
