@@ -255,7 +255,7 @@ def bench_vs_old(tmp: Path, copies: Copies, results: dict) -> None:
 def bench_validation(tmp: Path, copies: Copies, results: dict) -> None:
     """`make build`'s build of the demo (empty cache) with EPUBCheck and without, alternating.
 
-    EPUBCheck's warm-up JVM compiles its driver class into the user's cache the first time on
+    EPUBCheck's priming JVM compiles its driver class into the user's cache the first time on
     a machine (pressroom/java/EpubCheckDriver.java); "first on this machine" runs each time
     with an empty user cache, "with_epubcheck" with the compiled class already there."""
     source = demo_source(tmp / "validate-demo")

@@ -16,7 +16,7 @@ import pytest
 from pressroom.build import build
 from pressroom.config import load_config
 from pressroom import epubcheck
-from pressroom.epubcheck import PendingCheck, run_epubcheck, warmup_epub
+from pressroom.epubcheck import PendingCheck, run_epubcheck, primer_epub
 from pressroom.errors import PressroomError, RenderError
 
 
@@ -60,8 +60,8 @@ def test_a_build_failing_beside_epubcheck_stops_it_and_writes_nothing(project, m
 
 
 def _broken_ebook() -> bytes:
-    """The warm-up ebook with its text document missing from the package (an EPUBCheck error)."""
-    source = zipfile.ZipFile(io.BytesIO(warmup_epub()))
+    """The primer ebook with its text document missing from the package (an EPUBCheck error)."""
+    source = zipfile.ZipFile(io.BytesIO(primer_epub()))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
         for info in source.infolist():

@@ -58,7 +58,7 @@ def test_wheel_from_sdist_installs_and_builds_a_new_project(tmp_path):
     assert {"pressroom/themes/default/theme.yaml", "pressroom/themes/default/strings.yaml",
             "pressroom/themes/default/fonts/Lato-Regular.ttf",
             "pressroom/scaffold/content/publication.yaml",
-            "pressroom/java/EpubCheckDriver.java"} <= inside  # EPUBCheck's warm-up JVM
+            "pressroom/java/EpubCheckDriver.java"} <= inside  # EPUBCheck's priming JVM
     run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", wheel,
         cwd=tmp_path, env=env)
     # Dependencies come from this test run's environment (no downloads); Pressroom itself

@@ -79,7 +79,7 @@ def _driver_cache(java: str, jar: Path) -> Path | None:
 
 
 def driver_command(java: str, jar: Path) -> list[str]:
-    """The command that starts the warm-up JVM (without the warm-up book's two arguments)."""
+    """The command that starts the priming JVM (without the primer book's two arguments)."""
     cache = _driver_cache(java, jar)
     if cache is not None and (cache / "EpubCheckDriver.class").is_file():
         return [java, *JAVA_FLAGS, "-cp", os.pathsep.join([str(jar), str(cache)]),
@@ -111,11 +111,11 @@ class PendingCheck:
         self._proc: subprocess.Popen | None = None
         self.warmed = False  # whether the real check ran in the warmed-up JVM
         if warm and DRIVER.is_file():
-            warm_book = Path(self._tmp.name) / "warm-up.epub"
-            warm_book.write_bytes(warmup_epub())
+            warm_book = Path(self._tmp.name) / "primer.epub"
+            warm_book.write_bytes(primer_epub())
             self._proc = subprocess.Popen(
-                [*(["nice", "-n", os.environ["NICE"]] if os.environ.get("NICE") else []), *driver_command(java, jar), str(warm_book),
-                 str(Path(self._tmp.name) / "warm-up.json")],
+                [*driver_command(java, jar), str(warm_book),
+                 str(Path(self._tmp.name) / "primer.json")],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def submit(self, data: bytes, name: str) -> None:
@@ -172,14 +172,14 @@ class PendingCheck:
         self.close()
 
 
-# The warm-up ebook: one of each document type a Pressroom ebook has (package, navigation
+# The primer ebook: one of each document type a Pressroom ebook has (package, navigation
 # document, NCX, XHTML with semantics and a page break, CSS, SVG), so that the real check finds
 # every schema it needs already compiled.
 _XHTML = ('<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml" '
           'xmlns:epub="http://www.idpf.org/2007/ops" lang="en" xml:lang="en"><head>'
           '<title>{title}</title><link rel="stylesheet" href="style.css"/></head><body>{body}'
           '</body></html>')
-_WARMUP = {
+_PRIMER = {
     "META-INF/container.xml":
         '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:'
         'xmlns:container"><rootfiles><rootfile full-path="EPUB/content.opf" media-type='
@@ -188,7 +188,7 @@ _WARMUP = {
         '<?xml version="1.0" encoding="utf-8"?><package xmlns="http://www.idpf.org/2007/opf" '
         'version="3.0" unique-identifier="id" xml:lang="en"><metadata xmlns:dc="http://purl.org/'
         'dc/elements/1.1/"><dc:identifier id="id">urn:uuid:00000000-0000-4000-8000-000000000000'
-        '</dc:identifier><dc:title>Warm-up</dc:title><dc:language>en</dc:language><meta property='
+        '</dc:identifier><dc:title>Primer</dc:title><dc:language>en</dc:language><meta property='
         '"dcterms:modified">2000-01-01T00:00:00Z</meta></metadata><manifest><item id="nav" '
         'href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/><item id="ncx" '
         'href="toc.ncx" media-type="application/x-dtbncx+xml"/><item id="text" href="text.xhtml" '
@@ -202,7 +202,7 @@ _WARMUP = {
     "EPUB/toc.ncx":
         '<?xml version="1.0" encoding="utf-8"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" '
         'version="2005-1"><head><meta name="dtb:uid" content="urn:uuid:00000000-0000-4000-8000-'
-        '000000000000"/></head><docTitle><text>Warm-up</text></docTitle><navMap><navPoint id="p1">'
+        '000000000000"/></head><docTitle><text>Primer</text></docTitle><navMap><navPoint id="p1">'
         '<navLabel><text>Text</text></navLabel><content src="text.xhtml"/></navPoint></navMap>'
         '</ncx>',
     "EPUB/text.xhtml": _XHTML.format(title="Text", body=(
@@ -216,12 +216,12 @@ _WARMUP = {
 }
 
 
-def warmup_epub() -> bytes:
+def primer_epub() -> bytes:
     """The small ebook the warmed-up JVM checks first (its verdict is not used)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        for name, text in _WARMUP.items():
+        for name, text in _PRIMER.items():
             zf.writestr(name, text, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
