@@ -18,6 +18,7 @@ from pressroom.config import load_config
 from pressroom import epubcheck
 from pressroom.epubcheck import PendingCheck, run_epubcheck, primer_epub
 from pressroom.errors import PressroomError, RenderError
+from pressroom.outputs import ebook_name
 
 
 def test_a_build_failing_beside_epubcheck_stops_it_and_writes_nothing(project, monkeypatch):
@@ -119,3 +120,17 @@ def test_a_warm_up_jvm_that_died_is_replaced_by_a_one_shot_run(tmp_path):
         result = check.result()
     assert not check.warmed
     assert _same(result) == _same(run_epubcheck(book))
+
+
+def test_without_java_validate_says_so_and_the_default_build_skips_epubcheck(project, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # no java on PATH
+    config = load_config(project)
+    with pytest.raises(PressroomError) as caught:
+        build(config, ("epub",), validate=True)
+    assert caught.value.message == ("--validate needs Java to run EPUBCheck: "
+                                    "sudo apt-get install openjdk-17-jre-headless")
+    assert not (project / "output").exists()
+    result = build(config, ("epub",), validate=None)
+    assert result.epubcheck is None  # not run, and not an error
+    assert (config.out / ebook_name(config)).is_file()

