@@ -165,6 +165,9 @@ def cover_key(cfg: Config, theme: Theme) -> bytes:
 
 def _raster(cfg: Config, theme: Theme) -> Forked:
     """The cover drawn and rasterised in a forked process (see :class:`PendingCover`)."""
+    # Imported here, not in the child: the build subsets the ebook's fonts with it anyway.
+    import uharfbuzz  # noqa: F401
+
     name = f"the cover image (with the logo {where(theme.logo)})" if theme.logo else None
     return Forked(lambda: rasterise(cover_svg(cfg, theme).encode("utf-8"), WIDTH, HEIGHT,
                                     name=name or "the cover image"), "the cover image")
