@@ -64,22 +64,28 @@ def svg_png(project: Path, key: bytes, svg: Callable[[], bytes], width: int,
     families mapped by ``families`` (e.g. ``{"sans-serif": "Lato"}``), then the machine's."""
     families = dict(families or {})
     key = raster_key(key, fonts, families)
+    return cached(project, key, "png",
+                  lambda: rasterise(svg(), width, height, url, fonts, families))
 
-    def make() -> bytes:
-        # resvg (Rust) imports in ~2 ms; CairoSVG needed cairocffi, ~0.5-1.3 s to import.
-        import resvg_py
 
-        try:
-            return bytes(resvg_py.svg_to_bytes(
-                svg_string=svg().decode("utf-8"), width=width, height=height,
-                resources_dir=str(Path(url).parent) if url else None,
-                font_files=[str(f) for f in fonts] or None,
-                sans_serif_family=families.get("sans-serif"),
-                serif_family=families.get("serif")))
-        except ValueError as exc:  # images are checked at load; this is a renderer's limit
-            raise RenderError(f"{url or 'SVG'}: could not rasterise: {exc}") from None
+def rasterise(svg: bytes, width: int, height: int | None = None, url: str | None = None,
+              fonts: Sequence[Path] = (), families: Mapping[str, str] | None = None,
+              name: str | None = None) -> bytes:
+    """PNG bytes of ``svg`` (see :func:`svg_png`, which caches them); pure. An SVG resvg
+    cannot draw is a RenderError naming ``name`` (else ``url``)."""
+    # resvg (Rust) imports in ~2 ms; CairoSVG needed cairocffi, ~0.5-1.3 s to import.
+    import resvg_py
 
-    return cached(project, key, "png", make)
+    families = families or {}
+    try:
+        return bytes(resvg_py.svg_to_bytes(
+            svg_string=svg.decode("utf-8"), width=width, height=height,
+            resources_dir=str(Path(url).parent) if url else None,
+            font_files=[str(f) for f in fonts] or None,
+            sans_serif_family=families.get("sans-serif"),
+            serif_family=families.get("serif")))
+    except ValueError as exc:  # images are checked at load; this is a renderer's limit
+        raise RenderError(f"{name or url or 'SVG'}: could not rasterise: {exc}") from None
 
 
 # Part of every raster's cache key: another rasteriser (or version) draws other pixels.

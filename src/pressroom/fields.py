@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -319,6 +318,8 @@ class Fields:
         """A required key is missing: if an unread key looks like it, report that key at its
         own line (``setz`` for ``sets``) rather than the missing one at the mapping's."""
         # A documented key read later (``steps`` when ``sets`` is missing) is not a misspelling.
+        import difflib  # only on this error path (~2 ms to import)
+
         unread = [str(k) for k in self.data if k not in self.used and k not in KEY_NAMES]
         close = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
         if close:
@@ -329,6 +330,8 @@ class Fields:
         """Reject any key that no getter asked for, suggesting the nearest known key."""
         for key in self.data:
             if key not in self.used:
+                import difflib  # only on this error path
+
                 known = sorted(self.used)
                 close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
                 hint = (f" — did you mean '{close[0]}'?" if close

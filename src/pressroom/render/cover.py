@@ -7,12 +7,16 @@ import hashlib
 import html
 import json
 from functools import lru_cache
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Iterable, Iterator
 
-from pressroom.derived import peek, raster_key, svg_png
+from pressroom.config import Config
+from pressroom.derived import cached, peek, raster_key, rasterise
+from pressroom.errors import PressroomError, where
 from pressroom.model import Publication
-from pressroom.theme import Theme
+from pressroom.render.forked import Forked
+from pressroom.theme import Theme, load_theme
 
 WIDTH, HEIGHT = 1600, 2400
 
@@ -101,12 +105,11 @@ def _centred(font: _Font, lines: list[str], top: float, size: float, leading: fl
     return out
 
 
-def cover_svg(pub: Publication, theme: Theme) -> str:
+def cover_svg(cfg: Config, theme: Theme) -> str:
     """The cover as SVG: brand panel, title, subtitle, author, logo."""
     c = theme.tokens["colours"]
     heading = _font(theme.asset(theme.tokens["fonts"]["heading"]["files"][0]["file"]))
     body = _font(theme.asset(theme.tokens["fonts"]["body"]["files"][0]["file"]))
-    cfg = pub.config
     title_lines = wrap(heading, cfg.title, 150, WIDTH - 260)
     sub_lines = wrap(body, cfg.subtitle, 58, WIDTH - 360)
     title_top = 1020
@@ -150,9 +153,9 @@ stroke="{c["tint"]}" stroke-width="4" stroke-opacity="0.6"/>
 COVER_VERSION = 3
 
 
-def cover_key(pub: Publication, theme: Theme) -> bytes:
+def cover_key(cfg: Config, theme: Theme) -> bytes:
     """Everything the cover depends on: texts, colours, the logo and the two fonts' bytes."""
-    cfg, tokens = pub.config, theme.tokens
+    tokens = theme.tokens
     fonts = [theme.asset(tokens["fonts"][k]["files"][0]["file"]) for k in ("heading", "body")]
     digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in fonts]
     logo = hashlib.sha256(theme.logo.read_bytes()).hexdigest() if theme.logo else None
@@ -160,40 +163,88 @@ def cover_key(pub: Publication, theme: Theme) -> bytes:
                        dict(tokens["colours"]), digests, logo, WIDTH, HEIGHT]).encode("utf-8")
 
 
+def _raster(cfg: Config, theme: Theme) -> Forked:
+    """The cover drawn and rasterised in a forked process (see :class:`PendingCover`)."""
+    # Imported here, not in the child: the build subsets the ebook's fonts with it anyway.
+    import uharfbuzz  # noqa: F401
+
+    name = f"the cover image (with the logo {where(theme.logo)})" if theme.logo else None
+    return Forked(lambda: rasterise(cover_svg(cfg, theme).encode("utf-8"), WIDTH, HEIGHT,
+                                    name=name or "the cover image"), "the cover image")
+
+
 def cover_png(pub: Publication, theme: Theme) -> bytes:
     """The cover as 1600x2400 PNG bytes; may fill the derived-file cache, keyed by the cover's
     inputs (drawing and rasterising take ~0.4 s, mostly resvg)."""
-    return svg_png(pub.config.project, cover_key(pub, theme),
-                   lambda: cover_svg(pub, theme).encode("utf-8"), WIDTH, HEIGHT)
+    with PendingCover(pub, theme) as cover:
+        return cover.result()
 
 
-def cover_png_in_background(pub: Publication, theme: Theme) -> Callable[[], bytes]:
-    """:func:`cover_png`, its raster made in a thread; returns a function that waits for the
-    bytes (and raises the thread's error). resvg releases the GIL, so on a cache miss its
-    ~0.4 s overlaps what the caller does meanwhile (the EPUB's documents). The drawing (Python)
-    is done here first: Python work in the thread would slow this one down (GIL convoy)."""
-    import threading
+class PendingCover:
+    """The cover PNG being made beside the caller: drawn and rasterised in a forked process
+    (resvg keeps the GIL: in a thread its ~0.4 s would stall the caller), or taken from the
+    one :func:`cover_started` began. :meth:`result` waits for the bytes and fills the
+    derived-file cache; :meth:`close` stops a child still running (``with`` closes it)."""
 
-    project, key = pub.config.project, cover_key(pub, theme)
-    hit = peek(project, raster_key(key), "png")
-    if hit is not None:
-        return lambda: hit
-    svg = cover_svg(pub, theme).encode("utf-8")
-    box: dict[str, Any] = {}
+    def __init__(self, pub: Publication, theme: Theme) -> None:
+        self.project, self.key = pub.config.project, raster_key(cover_key(pub.config, theme))
+        self.png = peek(self.project, self.key, "png")
+        self.job = None
+        if self.png is None:
+            self.job = _STARTED.pop(self.key, None) or _raster(pub.config, theme)
 
-    def run() -> None:
+    def result(self) -> bytes:
+        """The cover's PNG bytes (a RenderError when it could not be made)."""
+        if self.png is None:
+            assert self.job is not None
+            png = self.job.result()
+            self.png = cached(self.project, self.key, "png", lambda: png)
+        return self.png
+
+    def close(self) -> None:
+        """Stop and reap the child if it is still running; idempotent."""
+        if self.job is not None:
+            self.job.close()
+
+    def __enter__(self) -> PendingCover:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# Cover rasters begun by cover_started, by raster key: the first renderer that needs that
+# cover (the ebook's or the site's) takes the process over.
+_STARTED: dict[bytes, Forked] = {}
+
+
+@contextmanager
+def cover_started(config: Config, formats: Iterable[str]) -> Iterator[None]:
+    """Begin the cover's raster before the load phase, so its ~0.4 s runs on another core
+    while the content loads and the documents render: when ``formats`` include one with a
+    cover (ebook, site) and the derived-file cache lacks it. The theme is read here for the
+    cover's key only; its errors are left to the load phase. Leaving the block stops and
+    reaps a raster no renderer took.
+
+    Example::
+
+        with cover_started(config, ("epub",)):
+            pub, theme = load(config)
+            files = render_epub(pub, theme)
+    """
+    job = key = None
+    if {"epub", "site"} & set(formats):
         try:
-            box["png"] = svg_png(project, key, lambda: svg, WIDTH, HEIGHT)
-        except BaseException as exc:  # handed to the caller, re-raised there
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, name="pressroom-cover", daemon=True)
-    thread.start()
-
-    def result() -> bytes:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["png"]
-
-    return result
+            theme = load_theme(config)
+            key = raster_key(cover_key(config, theme))
+        except (PressroomError, OSError):
+            key = None  # the load phase reports what is wrong, in its own order
+        if key is not None and key not in _STARTED and peek(config.project, key, "png") is None:
+            job = _STARTED[key] = _raster(config, theme)
+    try:
+        yield
+    finally:
+        if job is not None:
+            if key is not None and _STARTED.get(key) is job:
+                del _STARTED[key]
+            job.close()

@@ -17,7 +17,7 @@ from pressroom.model import Exercise, Publication
 from pressroom.outputs import build_time, download_url, ebook_name, handout_name
 from pressroom.render import fonts
 from pressroom.render import accessibility as a11y
-from pressroom.render.cover import cover_png, cover_png_in_background
+from pressroom.render.cover import PendingCover, cover_png
 from pressroom.render.pagelist import find_markers, insert_markers, page_list_nav
 from pressroom.render.pagemap import HandoutPages
 from pressroom.theme import Theme
@@ -43,8 +43,8 @@ def render_epub(pub: Publication, theme: Theme,
 
         files = render_epub(load_publication(config), load_theme(config))
     """
-    cover = cover_png_in_background(pub, theme)  # overlaps the documents below
-    data, problems = assemble(pub, theme, _page_source(pub, theme, pages), cover)
+    with PendingCover(pub, theme) as cover:  # drawn in another process meanwhile
+        data, problems = assemble(pub, theme, _page_source(pub, theme, pages), cover.result)
     for message in problems:
         log.warning(message)
     return {ebook_name(pub.config): data}
