@@ -131,3 +131,22 @@ def test_what_an_earlier_process_left_queued_is_sent_when_the_app_starts(tmp_pat
         assert time.monotonic() < deadline, notices(project)
         time.sleep(0.02)
     assert server.recorder.by_recipient() == {"left@example.com": 1}
+
+
+def test_a_sender_whose_lease_ran_out_cannot_overwrite_the_notice_it_lost(tmp_path):
+    """A slow sender's late "queued again" must not undo what the sender that took the notice
+    over recorded: that re-queued an already sent notice, and it went out twice."""
+    project = make_project(tmp_path)
+    config = config_of(project)
+    with open_store(mail_settings(config).store) as store, store.transaction():
+        store.enqueue_notice("ann@example.com", "<1@example.com>", b"Subject: hi\r\n\r\nhi\r\n")
+    with open_store(mail_settings(config).store) as store:
+        now = time.time()
+        slow = store.claim_notice(now, 600)
+        assert slow is not None and store.claim_notice(now, 600) is None  # held by its lease
+        late = store.claim_notice(now + 700, 600)  # the lease ran out: another sender takes it
+        assert late is not None and late[0] == slow[0]
+        assert store.finish_notice(late[0], late[4], "sent", "250 OK", 1)
+        assert not store.finish_notice(slow[0], slow[4], "queued", "421 busy", 1, now + 60)
+        assert store.notice_counts() == {"queued": 0, "sending": 0, "sent": 1, "failed": 0}
+        assert store.claim_notice(now + 7200, 600) is None  # nothing left to send again

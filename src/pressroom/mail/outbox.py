@@ -73,7 +73,7 @@ def flush_outbox(config: Config, clock: Callable[[], float] = time.time) -> Flus
     with open_store(settings.store) as store, \
             open_transport(settings, smtp, "transactional") as transport:
         while (row := store.claim_notice(clock(), LEASE)) is not None:
-            notice_id, recipient, data, attempts = row
+            notice_id, recipient, data, attempts, claim = row
             attempts += 1
             unreachable = False
             try:
@@ -84,23 +84,33 @@ def flush_outbox(config: Config, clock: Callable[[], float] = time.time) -> Flus
                 outcome = outcomes.Outcome(outcomes.RETRY if exc.transient else outcomes.PAUSE,
                                            exc.message)
             if outcome.kind in (outcomes.SENT, outcomes.UNKNOWN):  # never mail a notice twice
-                store.finish_notice(notice_id, "sent", outcome.reply, attempts)
-                result.sent += 1
+                status, when = "sent", 0.0
             elif outcome.kind == outcomes.RETRY and attempts < MAX_ATTEMPTS:
-                store.finish_notice(notice_id, "queued", outcome.reply, attempts,
-                                    clock() + _backoff(attempts))
-                result.deferred += 1
-                log.warning("outbox: the email to %s is deferred: %s", recipient, outcome.reply)
-                if unreachable:
-                    break  # leave the rest queued rather than wait on the server for each
+                status, when = "queued", clock() + _backoff(attempts)
             else:
-                store.finish_notice(notice_id, "failed", outcome.reply, attempts)
-                result.failed += 1
-                log.error("outbox: the email to %s failed: %s", recipient, outcome.reply)
+                status, when = "failed", 0.0
+            if not store.finish_notice(notice_id, claim, status, outcome.reply, attempts, when):
+                log.warning("outbox: the email to %s was taken over by another sender after its "
+                            "lease ran out; this attempt is not recorded", recipient)
+                continue
+            _count(result, status, recipient, outcome.reply)
+            if status == "queued" and unreachable:
+                break  # leave the rest queued rather than wait on the server for each
         counts = store.notice_counts()
         result.waiting = counts["queued"] + counts["sending"]
         result.next_at = store.next_notice_at()
     return result
+
+
+def _count(result: FlushResult, status: str, recipient: str, reply: str) -> None:
+    if status == "sent":
+        result.sent += 1
+    elif status == "queued":
+        result.deferred += 1
+        log.warning("outbox: the email to %s is deferred: %s", recipient, reply)
+    else:
+        result.failed += 1
+        log.error("outbox: the email to %s failed: %s", recipient, reply)
 
 
 class NoticeSender:

@@ -360,29 +360,39 @@ class Store:
             "VALUES (?, ?, ?, 'queued', ?, ?) RETURNING id",
             (recipient, message_id, data, stamp, stamp)).fetchone()[0])
 
-    def claim_notice(self, now: float, lease: float) -> tuple[int, str, bytes, int] | None:
-        """Take the oldest due notice for sending: (id, recipient, data, attempts), or None.
+    def claim_notice(self, now: float, lease: float) -> tuple[int, str, bytes, int, float] | None:
+        """Take the oldest due notice for sending: (id, recipient, data, attempts, claim), or
+        None. ``claim`` is the claim's lease end; pass it back to :meth:`finish_notice`.
 
         A claimed row is ``sending`` until ``now + lease``; after that another sender may take
         it (its sender died), so two senders never send one notice at the same time. On
         PostgreSQL the row is locked while it is claimed and other workers skip it.
         """
         skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
+        claim = now + lease
         with self.transaction() as db:
             row = db.execute("SELECT id, recipient, data, attempts FROM notices WHERE status IN "
                              "('queued', 'sending') AND next_attempt_at <= ? ORDER BY id "
                              f"LIMIT 1{skip}", (now,)).fetchone()
             if row is not None:
                 db.execute("UPDATE notices SET status = 'sending', next_attempt_at = ?, "
-                           "updated_at = ? WHERE id = ?", (now + lease, now_iso(), row[0]))
-        return (row[0], row[1], bytes(row[2]), row[3]) if row else None
+                           "updated_at = ? WHERE id = ?", (claim, now_iso(), row[0]))
+        return (row[0], row[1], bytes(row[2]), row[3], claim) if row else None
 
-    def finish_notice(self, notice_id: int, status: str, reply: str, attempts: int,
-                      next_attempt_at: float = 0) -> None:
-        """Record an attempt: ``sent``, ``failed``, or ``queued`` again for ``next_attempt_at``."""
-        self.db.execute("UPDATE notices SET status = ?, last_reply = ?, attempts = ?, "
-                        "next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                        (status, reply, attempts, next_attempt_at, now_iso(), notice_id))
+    def finish_notice(self, notice_id: int, claim: float, status: str, reply: str,
+                      attempts: int, next_attempt_at: float = 0) -> bool:
+        """Record an attempt: ``sent``, ``failed``, or ``queued`` again for ``next_attempt_at``.
+
+        Only while this sender still holds its ``claim``: once the lease ran out and another
+        sender took the notice over, the row is that sender's (it may have sent it already),
+        and False is returned with nothing changed.
+        """
+        with self.transaction() as db:
+            changed = db.execute(
+                "UPDATE notices SET status = ?, last_reply = ?, attempts = ?, next_attempt_at = ?, "
+                "updated_at = ? WHERE id = ? AND status = 'sending' AND next_attempt_at = ?",
+                (status, reply, attempts, next_attempt_at, now_iso(), notice_id, claim)).rowcount
+        return changed == 1
 
     def notice_counts(self) -> dict[str, int]:
         """Notices per status (queued, sending, sent, failed)."""
