@@ -16,7 +16,7 @@ from PIL import Image
 from pressroom.build import build
 from pressroom.config import load_config
 from pressroom.content import load_publication
-from pressroom.errors import RenderError
+from pressroom.errors import PressroomError, RenderError
 from pressroom.render.pdf import BLEED_MM, quickref_pdf, utm_url
 from pressroom.theme import load_theme
 
@@ -207,6 +207,19 @@ def test_quick_reference_refuses_a_routine_that_cannot_fit(project):
         "test-booklet-quick-reference.pdf: the daily routine 'Daily routine' does not fit on "
         "one page (30 exercises, notes included); shorten the notes or move exercises into "
         "another routine")
+
+
+def test_a_parallel_build_reports_the_quick_references_error_and_writes_nothing(project):
+    """The quick reference renders in a process forked from the handout's (which imported
+    WeasyPrint once for both): its error still comes back whole, and the build writes nothing."""
+    _long_routine(project, 30)
+    with pytest.raises(PressroomError) as err:
+        build(load_config(project), ("pdf",), parallel=True)
+    assert err.value.message == (
+        "test-booklet-quick-reference.pdf: the daily routine 'Daily routine' does not fit on "
+        "one page (30 exercises, notes included); shorten the notes or move exercises into "
+        "another routine")
+    assert not list((project / "output").glob("*.pdf"))
 
 
 # --- Structure and metadata: pikepdf ------------------------------------------------------------

@@ -88,6 +88,32 @@ def _run_forked(job_name: str, part: str | None) -> Rendered:
             pages.channel.put(None)  # the PDF failed before its layout: nobody may wait forever
 
 
+def _run_pdf_forked(parts: tuple[str, ...]) -> Rendered:
+    """The PDF job in its worker process: WeasyPrint is imported once (about 1 s of CPU), then
+    every document but the handout forks off from here to render beside it."""
+    import pickle
+
+    import weasyprint  # noqa: F401  (imported before the fork, so the children share it)
+
+    from pressroom.render.forked import Forked
+
+    def pickled(part: str) -> Callable[[], bytes]:
+        return lambda: pickle.dumps(_run_forked("pdf", part))
+
+    others = [Forked(pickled(part), f"the {part} PDF") for part in parts if part != "handout"]
+    try:
+        done = [_run_forked("pdf", "handout")] if "handout" in parts else []
+        for other in others:
+            try:
+                done.append(pickle.loads(other.result()))
+            except PressroomError as exc:  # the child died, or failed outside _run
+                done.append(({}, [], exc.message))
+        return _merge(done)
+    finally:
+        for other in others:
+            other.close()
+
+
 def _merge(parts: list[Rendered]) -> Rendered:
     """One job's result from its parts' (files, warnings, first error)."""
     files = {rel: data for part in parts for rel, data in part[0].items()}
@@ -164,8 +190,8 @@ def _render_all(
     ebook while the PDFs are still being drawn)."""
     global _FORKED
     results: dict[str, Rendered] = {}
-    # The PDFs dominate: the handout and the quick reference each get a process (there are
-    # usually 2 cores) and the other jobs render here meanwhile.
+    # The PDFs dominate: they render in a worker process (the handout there, the quick
+    # reference in a process forked from it) and the other jobs render here meanwhile.
     futures = []
     if _forks_pdf(todo, parallel):
         import multiprocessing  # only a parallel build needs these (~6 ms to import)
@@ -177,11 +203,10 @@ def _render_all(
         if pages.pages is None:
             pages.channel = context.SimpleQueue()
         _FORKED = (pub, theme, pages)
-        parts = pdf_parts(pub)
-        pool = ProcessPoolExecutor(max_workers=len(parts), mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
         if on_step:
             on_step("pdf")
-        futures = [pool.submit(_run_forked, "pdf", part) for part in parts]
+        futures = [pool.submit(_run_pdf_forked, pdf_parts(pub))]
     try:
         for job in _ebook_after_handout(todo):
             if futures and job.name == "pdf":
