@@ -89,8 +89,9 @@ class PageMarks:
 
 
 def page_marks(page: pikepdf.Page) -> PageMarks:
-    """Walk the page's content stream: the area each MCID draws (text by its glyph line box,
-    paths and images by their points), in page space with y downwards."""
+    """Walk the page's content stream, and the form XObjects it draws: the area each MCID
+    draws (text by its glyph line box, paths and images by their points), in page space with
+    y downwards."""
     height = float(page.mediabox[3])
     marks = PageMarks()
     ctm, stack = list(IDENTITY), []
@@ -117,57 +118,74 @@ def page_marks(page: pikepdf.Page) -> PageMarks:
             for x, y in points:
                 box.add(x, height - y)
 
-    for operands, op in pikepdf.parse_content_stream(page):
-        name = str(op)
-        nums = [float(o) for o in operands] if name in NUMERIC else []
-        if name == "q":
-            stack.append(ctm)
-        elif name == "Q":
-            ctm = stack.pop()
-        elif name == "cm":
-            ctm = _mul(nums, ctm)
-        elif name == "BT":
-            tm = tlm = list(IDENTITY)
-        elif name == "Tm":
-            tm = tlm = nums
-        elif name in ("Td", "TD"):
-            tm = tlm = _mul([1, 0, 0, 1, nums[0], nums[1]], tlm)
-            if name == "TD":
-                leading = -nums[1]
-        elif name == "TL":
-            leading = nums[0]
-        elif name == "T*":
-            tm = tlm = _mul([1, 0, 0, 1, 0, -leading], tlm)
-        elif name == "Tf":
-            size = float(operands[1])
-        elif name in TEXT_SHOWS:
-            full = _mul(tm, ctm)
-            draw("text", [_apply(full, 0, -0.2 * size), _apply(full, 0, 0.8 * size)])
-        elif name in PATH_POINTS:
-            pts = list(zip(nums[0::2], nums[1::2]))
-            if name == "re":
-                x, y, w, h = nums
-                pts = [(x, y), (x + w, y + h)]
-            path.extend(_apply(ctm, x, y) for x, y in pts)
-        elif name in PAINTS:
-            draw("path", path)
-            path = []
-        elif name == "n":  # a clipping path ends here: nothing is painted
-            path = []
-        elif name == "Do":
-            draw("image", [_apply(ctm, x, y) for x in (0, 1) for y in (0, 1)])
-        elif name in ("BMC", "BDC"):
-            mark = _mark(operands)
-            outer = owner()
-            if mark is not None and outer is not None and (mark in KINDS) != (outer in KINDS):
-                marks.nesting.append(f"{mark} inside {outer}")
-            marked.append(mark)
-        elif name == "EMC":
-            marked.pop()
+    def run(source, resources) -> None:
+        """Walk one content stream; a form XObject it draws is walked where it is drawn."""
+        nonlocal ctm, tm, tlm, size, leading, path
+        for operands, op in pikepdf.parse_content_stream(source):
+            name = str(op)
+            nums = [float(o) for o in operands] if name in NUMERIC else []
+            if name == "q":
+                stack.append(ctm)
+            elif name == "Q":
+                ctm = stack.pop()
+            elif name == "cm":
+                ctm = _mul(nums, ctm)
+            elif name == "BT":
+                tm = tlm = list(IDENTITY)
+            elif name == "Tm":
+                tm = tlm = nums
+            elif name in ("Td", "TD"):
+                tm = tlm = _mul([1, 0, 0, 1, nums[0], nums[1]], tlm)
+                if name == "TD":
+                    leading = -nums[1]
+            elif name == "TL":
+                leading = nums[0]
+            elif name == "T*":
+                tm = tlm = _mul([1, 0, 0, 1, 0, -leading], tlm)
+            elif name == "Tf":
+                size = float(operands[1])
+            elif name in TEXT_SHOWS:
+                full = _mul(tm, ctm)
+                draw("text", [_apply(full, 0, -0.2 * size), _apply(full, 0, 0.8 * size)])
+            elif name in PATH_POINTS:
+                pts = list(zip(nums[0::2], nums[1::2]))
+                if name == "re":
+                    x, y, w, h = nums
+                    pts = [(x, y), (x + w, y + h)]
+                path.extend(_apply(ctm, x, y) for x, y in pts)
+            elif name in PAINTS:
+                draw("path", path)
+                path = []
+            elif name == "n":  # a clipping path ends here: nothing is painted
+                path = []
+            elif name == "Do":
+                draw("image", [_apply(ctm, x, y) for x in (0, 1) for y in (0, 1)])
+                form = _form(resources, operands[0])
+                if form is not None:
+                    saved = ctm
+                    ctm = _mul([float(v) for v in form.get("/Matrix", IDENTITY)], ctm)
+                    run(form, form.get("/Resources", resources))
+                    ctm = saved
+            elif name in ("BMC", "BDC"):
+                mark = _mark(operands)
+                outer = owner()
+                if mark is not None and outer is not None and (mark in KINDS) != (outer in KINDS):
+                    marks.nesting.append(f"{mark} inside {outer}")
+                marked.append(mark)
+            elif name == "EMC":
+                marked.pop()
+
+    run(page, page.obj.get("/Resources", pikepdf.Dictionary()))
     return marks
 
 
 KINDS = ("artifact", "pagination")
+
+
+def _form(resources, name):
+    """The form XObject ``name`` in ``resources`` (None for an image, or nothing)."""
+    xobject = resources.get("/XObject", pikepdf.Dictionary()).get(name)
+    return xobject if xobject is not None and xobject.get("/Subtype") == "/Form" else None
 
 
 def _mark(operands) -> int | str | None:

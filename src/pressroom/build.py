@@ -26,17 +26,18 @@ Files = Mapping[str, bytes | str]
 
 
 def render_job(pub: Publication, theme: Theme, job: jobs.Job, pages: jobs.PageMap,
-               part: str | None = None) -> Files:
+               part: str | None = None, fork: bool = False) -> Files:
     """Render one job (or one ``part`` of the PDF job, see ``render.pdf.pdf_parts``);
     renderers are imported lazily (WeasyPrint alone takes ~1 s to import). The PDF job hands
     the handout's page map to ``pages``; the ebook job takes it from there once its documents
-    are rendered."""
+    are rendered. ``fork``: the handout may draw its exercise cards in a forked process."""
     if job.name == "epub":
         from pressroom.render.epub import render_epub
         return render_epub(pub, theme, lambda: pages.get(pub, theme))
     if job.name == "pdf":
         from pressroom.render.pdf import render_pdf
-        return render_pdf(pub, theme, parts=(part,) if part else None, on_page_map=pages.put)
+        return render_pdf(pub, theme, parts=(part,) if part else None, on_page_map=pages.put,
+                          fork=fork)
     if job.name == "site":
         from pressroom.render.site import render_site
         return render_site(pub, theme)
@@ -60,14 +61,14 @@ Rendered = tuple[Files, list[str], str | None]  # files, warnings, a user error'
 
 
 def _run(pub: Publication, theme: Theme, job: jobs.Job, pages: jobs.PageMap,
-         part: str | None = None) -> Rendered:
+         part: str | None = None, fork: bool = False) -> Rendered:
     """Render a job (or one ``part`` of the PDF job), capturing its warnings; a user error
     comes back as its message."""
     capture = _Capture()
     logger = logging.getLogger("pressroom")
     logger.addHandler(capture)
     try:
-        return render_job(pub, theme, job, pages, part), capture.messages, None
+        return render_job(pub, theme, job, pages, part, fork), capture.messages, None
     except PressroomError as exc:
         return {}, capture.messages, exc.message
     finally:
@@ -82,7 +83,7 @@ def _run_forked(job_name: str, part: str | None) -> Rendered:
     assert _FORKED is not None  # set by the parent before the pool forks
     pub, theme, pages = _FORKED
     try:
-        return _run(pub, theme, jobs.Job(job_name), pages, part)
+        return _run(pub, theme, jobs.Job(job_name), pages, part, fork=True)
     finally:
         if part == "handout" and pages.made is None and pages.channel is not None:
             pages.channel.put(None)  # the PDF failed before its layout: nobody may wait forever

@@ -6,10 +6,13 @@ import base64
 import contextlib
 import logging
 import math
+import os
+import re
 from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pressroom.errors import RenderError
+from pressroom.render.forked import Forked
 from pressroom.render.urlfetch import make_fetcher
 from pressroom.model import Publication, Routine
 from pressroom.outputs import build_time, handout_name, quickref_name, website_label
@@ -28,6 +31,8 @@ BLEED_MM = 3
 QUICKREF_MARGINS_MM, QUICKREF_HEADER_MM, QUICKREF_FOOTER_MM = 24, 30, 42
 QUICKREF_FIT_LEVELS = 6
 QUICKREF_TILE_MAX_MM = 60
+# How handout.html marks a card's blank stand-in (a theme without them: the handout is whole).
+STUB_MARKUP = '<section class="exercise-card card-stub"'
 
 
 def utm_url(url: str, source: str, medium: str, campaign: str) -> str:
@@ -63,11 +68,20 @@ def _context(pub: Publication, theme: Theme, paper: str, print_shop: bool, sourc
                 created=build_time(cfg.date).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def handout_html(pub: Publication, theme: Theme, paper: str, print_shop: bool) -> str:
-    """The exact HTML document fed to WeasyPrint for the handout."""
+def handout_html(pub: Publication, theme: Theme, paper: str, print_shop: bool,
+                 stub_cards: bool = False) -> str:
+    """The exact HTML document fed to WeasyPrint for the handout; ``stub_cards`` lays out a
+    blank one-page stand-in for each exercise card (see :func:`cards_html`)."""
     ctx = _context(pub, theme, paper, print_shop, "handout")
     css = theme.render("pdf/base.css", **ctx) + theme.render("pdf/handout.css", **ctx)
-    return theme.render("pdf/handout.html", css=css, **ctx)
+    return theme.render("pdf/handout.html", css=css, stub_cards=stub_cards, **ctx)
+
+
+def cards_html(pub: Publication, theme: Theme, paper: str, print_shop: bool) -> str:
+    """The handout's exercise cards alone, one a page, styled as in the handout."""
+    ctx = _context(pub, theme, paper, print_shop, "handout")
+    css = theme.render("pdf/base.css", **ctx) + theme.render("pdf/handout.css", **ctx)
+    return theme.render("pdf/cards.html", css=css, **ctx)
 
 
 def _daily(pub: Publication) -> Routine:
@@ -211,8 +225,130 @@ def handout_page_map(pub: Publication, theme: Theme) -> HandoutPages:
     return page_starts(doc, cfg.paper)
 
 
+def _card_anchors(html: str) -> set[str]:
+    return set(re.findall(r'\sid="([^"]+)"', html))
+
+
+def _cards_pdf(pub: Publication, theme: Theme, paper: str, shop: bool, document: str,
+               laid_out: Callable[[int], None]) -> bytes:
+    """The cards document, drawn; ``laid_out(pages)`` is told its page count first.
+
+    Its links to the rest of the handout are kept: it pretends to have the handout's other
+    anchors (on its first page) and the merge keeps the handout's own destinations for them.
+    """
+    html = cards_html(pub, theme, paper, shop)
+    doc = render_document(html, pub, theme, document)
+    laid_out(len(doc.pages))
+    if doc.pages:
+        book_ids = _card_anchors(handout_html(pub, theme, paper, shop, stub_cards=True))
+        mine = {name for page in doc.pages for name in page.anchors}
+        first = doc.pages[0].anchors
+        for name in sorted(book_ids - mine):
+            first[name] = (0, 0, 0, 0)
+    return write_document(doc, document)
+
+
+class _Cards:
+    """The cards document, laid out and drawn beside the rest of the handout: in a forked
+    process when ``fork`` (its page count comes back first, through its own pipe), else
+    here when asked for."""
+
+    def __init__(self, pub: Publication, theme: Theme, document: str, fork: bool) -> None:
+        cfg = pub.config
+        self.make = lambda tell: _cards_pdf(pub, theme, cfg.paper, cfg.print_shop, document,
+                                            tell)
+        self.job: Forked | None = None
+        self.pages: int | None = None
+        self.data: bytes | None = None
+        if fork:
+            read, write = os.pipe()
+
+            def tell(pages: int) -> None:
+                os.write(write, b"%d\n" % pages)
+
+            self.job = Forked(lambda: self.make(tell), f"{document}: the exercise cards")
+            os.close(write)
+            self._counted = os.fdopen(read, "rb")  # read when the page count is needed
+
+    def page_count(self) -> int | None:
+        """The cards document's page count (None: its process died before telling)."""
+        if self.job is None:
+            self.data = self.make(lambda n: setattr(self, "pages", n))
+        elif self.pages is None:
+            line = self._counted.readline()
+            self.pages = int(line) if line.strip() else None
+        return self.pages
+
+    def result(self) -> bytes:
+        if self.data is None:
+            assert self.job is not None
+            self.data = self.job.result()
+        return self.data
+
+    def close(self) -> None:
+        """Stop the cards' process if it still runs."""
+        if self.job is not None:
+            self.job.close()
+            self._counted.close()
+
+
+def _stub_pages(doc, pub: Publication) -> list[int] | None:
+    """The 0-based page of each card's stand-in, in order; None if the theme's handout has
+    no stand-ins (then it is the whole handout)."""
+    where = {name: i for i, page in enumerate(doc.pages) for name in page.anchors}
+    pages = [where.get(f"exercise-{ex.slug}") for ex in pub.exercises]
+    if any(p is None for p in pages) or len(set(pages)) != len(pages):
+        return None
+    return [p for p in pages if p is not None]
+
+
+def handout_pdf(pub: Publication, theme: Theme, document: str,
+                on_page_map: Callable[[HandoutPages], None] | None = None,
+                fork: bool = False) -> bytes:
+    """The handout. Its exercise cards (one page each, by design) are laid out and drawn as a
+    document of their own, in another process when ``fork``, while the rest is laid out with
+    a blank stand-in page for each; the two are then merged (:mod:`render.pdfmerge`). A
+    theme without stand-ins, or a card that runs over one page, gets the handout laid out
+    whole. ``on_page_map`` receives the page map as soon as it is known."""
+    from pressroom.render.pdfmerge import MergeError, merge_cards
+
+    cfg = pub.config
+    paper, shop = cfg.paper, cfg.print_shop
+    html = handout_html(pub, theme, paper, shop, stub_cards=True)
+    if not pub.exercises or html.count(STUB_MARKUP) != len(pub.exercises):
+        return _whole_handout(pub, theme, document, on_page_map)
+    cards = _Cards(pub, theme, document, fork)
+    try:
+        doc = render_document(html, pub, theme, document)
+        stubs = _stub_pages(doc, pub)
+        if stubs is None or cards.page_count() != len(stubs):
+            log.info("%s: an exercise card runs over one page: laying the handout out whole",
+                     document)
+            return _whole_handout(pub, theme, document, on_page_map)
+        if on_page_map is not None:
+            on_page_map(page_starts(doc, paper))
+        book = write_document(doc, document)
+        try:
+            return merge_cards(book, cards.result(), stubs)
+        except MergeError as exc:
+            raise RenderError(f"{document}: could not merge the exercise cards ({exc})") from None
+    finally:
+        cards.close()
+
+
+def _whole_handout(pub: Publication, theme: Theme, document: str,
+                   on_page_map: Callable[[HandoutPages], None] | None) -> bytes:
+    cfg = pub.config
+    doc = render_document(handout_html(pub, theme, cfg.paper, cfg.print_shop), pub, theme,
+                          document)
+    if on_page_map is not None:
+        on_page_map(page_starts(doc, cfg.paper))
+    return write_document(doc, document)
+
+
 def render_pdf(pub: Publication, theme: Theme, parts: tuple[str, ...] | None = None,
-               on_page_map: Callable[[HandoutPages], None] | None = None) -> dict[str, bytes]:
+               on_page_map: Callable[[HandoutPages], None] | None = None,
+               fork: bool = False) -> dict[str, bytes]:
     """``{"<slug>-handout.pdf": ..., "<slug>-quick-reference.pdf": ...}`` for the configured
     paper (``a4``/``letter``) and ``print_shop`` (3 mm bleed and crop marks); ``parts`` picks
     some of :func:`pdf_parts` (default: all).
@@ -230,10 +366,7 @@ def render_pdf(pub: Publication, theme: Theme, parts: tuple[str, ...] | None = N
     out = {}
     if "handout" in parts:
         handout = handout_name(cfg)
-        doc = render_document(handout_html(pub, theme, paper, shop), pub, theme, handout)
-        if on_page_map is not None:
-            on_page_map(page_starts(doc, paper))
-        out[handout] = write_document(doc, handout)
+        out[handout] = handout_pdf(pub, theme, handout, on_page_map, fork)
     if "quick-reference" in parts and pub.daily is not None:
         quickref = quickref_name(cfg)
         out[quickref] = quickref_pdf(pub, theme, paper, shop, quickref)
