@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -175,6 +176,7 @@ def test_the_cards_drawn_apart_in_a_process_or_here_give_the_same_file(project):
     config = load_config(project)
     pub, theme = load_publication(config), load_theme(config)
     forked = pdfrender.render_pdf(pub, theme, parts=("handout",), fork=True)
+    shutil.rmtree(project / ".pressroom")  # both halves drawn again, here
     here = pdfrender.render_pdf(pub, theme, parts=("handout",), fork=False)
     assert forked == here
     with pikepdf.open(io.BytesIO(here["test-booklet-handout.pdf"])) as doc:
@@ -242,3 +244,57 @@ def test_a_cards_links_to_the_rest_of_the_handout_and_the_web_are_kept(project):
                     and k.get("/Type") == "/OBJR" and k.Obj.objgen == annot.objgen]
     assert _positions(data) == _positions(pdfrender._whole_handout(
         pub, theme, "test-booklet-handout.pdf", None))
+
+
+def _cache(project: Path) -> dict[str, int]:
+    folder = project / ".pressroom/cache"
+    return {ext: len(list(folder.glob(f"*.{ext}"))) for ext in ("pdf", "json")}
+
+
+def _cold(project: Path, tmp_path: Path) -> bytes:
+    """The handout built from an empty cache, in a copy of ``project``."""
+    twin = tmp_path / "cold"
+    shutil.copytree(project, twin, ignore=shutil.ignore_patterns(".pressroom", "output"))
+    build(load_config(twin), ("pdf",), parallel=True)
+    return (twin / "output/test-booklet-handout.pdf").read_bytes()
+
+
+def _no_book_layout(*args, **kwargs):
+    raise AssertionError("the rest of the handout was laid out again")
+
+
+@pytest.mark.parametrize("edit", ["card", "article"])
+def test_an_edit_redraws_only_its_half_and_gives_the_cold_builds_file(project, tmp_path, edit,
+                                                                      monkeypatch):
+    """Editing a card's steps redraws only the cards (the rest of the handout comes from the
+    cache); editing an article redraws only the rest. Either way the file is, byte for byte,
+    a cold build's."""
+    build(load_config(project), ("pdf",), parallel=True)
+    assert _cache(project) == {"pdf": 2, "json": 1}
+    if edit == "card":
+        path, old, new = "exercises/cheek-lift.md", "Squinting.", "Squinting hard."
+        monkeypatch.setattr(pdfrender, "_stub_pages", _no_book_layout)
+    else:
+        path, old, new = "articles/intro.md", "## What next", "## What comes next"
+        monkeypatch.setattr(pdfrender, "_cards_pdf", _dies)  # would mean a whole layout
+    text = (project / "content" / path).read_text()
+    assert old in text
+    (project / "content" / path).write_text(text.replace(old, new))
+    assert build(load_config(project), ("pdf",), parallel=True).rendered == ["pdf"]
+    assert _cache(project) == ({"pdf": 3, "json": 1} if edit == "card" else {"pdf": 3, "json": 2})
+    data = (project / "output/test-booklet-handout.pdf").read_bytes()
+    with pikepdf.open(io.BytesIO(data)) as doc:
+        assert len(merged(doc)) == 2
+    assert squash(new.strip("# ")) in squash(" ".join(texts_of(data)))
+    monkeypatch.undo()
+    assert data == _cold(project, tmp_path)
+
+
+def test_a_damaged_cache_entry_is_drawn_again(project, tmp_path):
+    build(load_config(project), ("pdf",), parallel=True)
+    for entry in (project / ".pressroom/cache").glob("*.pdf"):
+        entry.write_bytes(entry.read_bytes()[:1000])  # truncated: not a PDF any more
+    handout = project / "output/test-booklet-handout.pdf"
+    handout.unlink()
+    build(load_config(project), ("pdf",), parallel=True, force=True)
+    assert handout.read_bytes() == _cold(project, tmp_path)

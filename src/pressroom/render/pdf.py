@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import math
 import os
 import re
+from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -225,26 +227,24 @@ def handout_page_map(pub: Publication, theme: Theme) -> HandoutPages:
     return page_starts(doc, cfg.paper)
 
 
-def _card_anchors(html: str) -> set[str]:
-    return set(re.findall(r'\sid="([^"]+)"', html))
+def _linked_anchors(cards: str, book: str) -> list[str]:
+    """The anchors of the rest of the handout (``book``) that the cards link to."""
+    ids = set(re.findall(r'\sid="([^"]+)"', book)) - set(re.findall(r'\sid="([^"]+)"', cards))
+    return sorted(set(re.findall(r'\shref="#([^"]+)"', cards)) & ids)
 
 
-def _cards_pdf(pub: Publication, theme: Theme, paper: str, shop: bool, document: str,
+def _cards_pdf(pub: Publication, theme: Theme, html: str, linked: list[str], document: str,
                laid_out: Callable[[int], None]) -> bytes:
-    """The cards document, drawn; ``laid_out(pages)`` is told its page count first.
+    """The cards document (``html``), drawn; ``laid_out(pages)`` is told its page count first.
 
-    Its links to the rest of the handout are kept: it pretends to have the handout's other
-    anchors (on its first page) and the merge keeps the handout's own destinations for them.
+    Its links to the rest of the handout (to the ``linked`` anchors) are kept: it pretends to
+    have those anchors (on its first page), and the merge keeps the handout's destinations.
     """
-    html = cards_html(pub, theme, paper, shop)
     doc = render_document(html, pub, theme, document)
     laid_out(len(doc.pages))
     if doc.pages:
-        book_ids = _card_anchors(handout_html(pub, theme, paper, shop, stub_cards=True))
-        mine = {name for page in doc.pages for name in page.anchors}
-        first = doc.pages[0].anchors
-        for name in sorted(book_ids - mine):
-            first[name] = (0, 0, 0, 0)
+        for name in linked:
+            doc.pages[0].anchors[name] = (0, 0, 0, 0)
     return write_document(doc, document)
 
 
@@ -253,10 +253,9 @@ class _Cards:
     process when ``fork`` (its page count comes back first, through its own pipe), else
     here when asked for."""
 
-    def __init__(self, pub: Publication, theme: Theme, document: str, fork: bool) -> None:
-        cfg = pub.config
-        self.make = lambda tell: _cards_pdf(pub, theme, cfg.paper, cfg.print_shop, document,
-                                            tell)
+    def __init__(self, pub: Publication, theme: Theme, html: str, linked: list[str],
+                 document: str, fork: bool) -> None:
+        self.make = lambda tell: _cards_pdf(pub, theme, html, linked, document, tell)
         self.job: Forked | None = None
         self.pages: int | None = None
         self.data: bytes | None = None
@@ -302,38 +301,120 @@ def _stub_pages(doc, pub: Publication) -> list[int] | None:
     return [p for p in pages if p is not None]
 
 
+def _assets(pub: Publication, theme: Theme) -> bytes:
+    """What the handout's HTML names but does not contain: every image, the theme's files
+    (fonts, logo) and the machine's renderers, by content."""
+    from pressroom import environment
+    from pressroom.fastpath import file_digest
+
+    files = sorted({*(i.path for i in pub.images), pub.cover_image.path,
+                    *(p for folder in theme.folders for p in folder.rglob("*") if p.is_file())})
+    return environment.fingerprint().encode() + b"".join(
+        str(p).encode() + b"\0" + file_digest(p) for p in files)
+
+
+class _StaleCache(Exception):
+    """A cached half of the handout would not merge: both are drawn afresh."""
+
+
 def handout_pdf(pub: Publication, theme: Theme, document: str,
                 on_page_map: Callable[[HandoutPages], None] | None = None,
                 fork: bool = False) -> bytes:
     """The handout. Its exercise cards (one page each, by design) are laid out and drawn as a
     document of their own, in another process when ``fork``, while the rest is laid out with
-    a blank stand-in page for each; the two are then merged (:mod:`render.pdfmerge`). A
-    theme without stand-ins, or a card that runs over one page, gets the handout laid out
-    whole. ``on_page_map`` receives the page map as soon as it is known."""
+    a blank stand-in page for each; the two are then merged (:mod:`render.pdfmerge`). Each
+    of the two is kept in the derived-file cache, so an edit to a card's text redraws only the
+    cards, and an edit elsewhere only the rest. A theme without stand-ins, or a card that runs
+    over one page, gets the handout laid out whole. ``on_page_map`` receives the page map as
+    soon as it is known (once)."""
+    told: list[HandoutPages] = []
+
+    def tell(pages: HandoutPages) -> None:
+        if not told and on_page_map is not None:
+            on_page_map(pages)
+        told.append(pages)
+
+    try:
+        return _split_handout(pub, theme, document, tell, fork, use_cache=True)
+    except _StaleCache as exc:
+        log.info("%s: a cached part would not merge (%s): drawing both afresh", document, exc)
+        return _split_handout(pub, theme, document, tell, fork, use_cache=False)
+
+
+def _split_handout(pub: Publication, theme: Theme, document: str,
+                   tell: Callable[[HandoutPages], None], fork: bool, use_cache: bool) -> bytes:
+    from pressroom import derived
     from pressroom.render.pdfmerge import MergeError, merge_cards
 
     cfg = pub.config
-    paper, shop = cfg.paper, cfg.print_shop
-    html = handout_html(pub, theme, paper, shop, stub_cards=True)
+    html = handout_html(pub, theme, cfg.paper, cfg.print_shop, stub_cards=True)
     if not pub.exercises or html.count(STUB_MARKUP) != len(pub.exercises):
-        return _whole_handout(pub, theme, document, on_page_map)
-    cards = _Cards(pub, theme, document, fork)
+        return _whole_handout(pub, theme, document, tell)
+    assets = _assets(pub, theme)
+    book_key = b"handout-book\0" + assets + html.encode()
+    card_html = cards_html(pub, theme, cfg.paper, cfg.print_shop)
+    linked = _linked_anchors(card_html, html)
+    cards_key = b"handout-cards\0" + assets + card_html.encode() + "\0".join(linked).encode()
+    cards_pdf = derived.peek(cfg.project, cards_key, "pdf") if use_cache else None
+    cards = (None if cards_pdf is not None
+             else _Cards(pub, theme, card_html, linked, document, fork))
     try:
-        doc = render_document(html, pub, theme, document)
-        stubs = _stub_pages(doc, pub)
-        if stubs is None or cards.page_count() != len(stubs):
+        laid = _book(pub, theme, document, html, book_key if use_cache else None, cards)
+        if laid is None:
             log.info("%s: an exercise card runs over one page: laying the handout out whole",
                      document)
-            return _whole_handout(pub, theme, document, on_page_map)
-        if on_page_map is not None:
-            on_page_map(page_starts(doc, paper))
-        book = write_document(doc, document)
+            return _whole_handout(pub, theme, document, tell)
+        book, stubs, pages, cached_book = laid
+        tell(pages)
+        drawn = cards.result() if cards is not None else cards_pdf
+        assert drawn is not None
         try:
-            return merge_cards(book, cards.result(), stubs)
+            merged = merge_cards(book, drawn, stubs)
         except MergeError as exc:
+            if cached_book or cards is None:
+                raise _StaleCache(str(exc)) from None
             raise RenderError(f"{document}: could not merge the exercise cards ({exc})") from None
+        derived.cached(cfg.project, cards_key, "pdf", lambda: drawn)
+        derived.cached(cfg.project, book_key, "pdf", lambda: book)
+        derived.cached(cfg.project, book_key, "json", lambda: json.dumps(
+            {"stubs": stubs, "pages": pages.to_json()}).encode())
+        return merged
     finally:
-        cards.close()
+        if cards is not None:
+            cards.close()
+
+
+def _book(pub: Publication, theme: Theme, document: str, html: str, key: bytes | None,
+          cards: _Cards | None) -> tuple[bytes, list[int], HandoutPages, bool] | None:
+    """The handout with stand-ins: drawn, its stand-in pages, its page map, and whether it came
+    from the cache (``key``: where this exact document was kept); None if a card runs over
+    one page."""
+    cached = _cached_book(pub.config.project, key) if key is not None else None
+    if cached is not None:
+        book, stubs, pages = cached
+        if cards is not None and cards.page_count() != len(stubs):
+            return None
+        return book, stubs, pages, True
+    doc = render_document(html, pub, theme, document)
+    found = _stub_pages(doc, pub)
+    if found is None or (cards is not None and cards.page_count() != len(found)):
+        return None
+    return write_document(doc, document), found, page_starts(doc, pub.config.paper), False
+
+
+def _cached_book(project: Path, key: bytes) -> tuple[bytes, list[int], HandoutPages] | None:
+    from pressroom import derived
+
+    book, meta = derived.peek(project, key, "pdf"), derived.peek(project, key, "json")
+    if book is None or meta is None:
+        return None
+    try:
+        data = json.loads(meta)
+        stubs = [int(i) for i in data["stubs"]]
+        pages = HandoutPages.from_json(data["pages"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a damaged cache entry only costs the time to draw it again
+    return (book, stubs, pages) if pages is not None else None
 
 
 def _whole_handout(pub: Publication, theme: Theme, document: str,

@@ -30,7 +30,18 @@ class MergeError(Exception):
 
 
 def merge_cards(book: bytes, cards: bytes, stubs: list[int]) -> bytes:
-    """``book`` with page ``stubs[i]`` (0-based) replaced by page ``i`` of ``cards``."""
+    """``book`` with page ``stubs[i]`` (0-based) replaced by page ``i`` of ``cards``; two
+    documents that do not fit together (or are not PDFs) are a MergeError."""
+    import pikepdf
+
+    try:
+        return _merge(book, cards, stubs)
+    except (pikepdf.PdfError, KeyError, AttributeError, IndexError, TypeError,
+            ValueError) as exc:
+        raise MergeError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _merge(book: bytes, cards: bytes, stubs: list[int]) -> bytes:
     import pikepdf
 
     with pikepdf.open(io.BytesIO(book)) as pdf, pikepdf.open(io.BytesIO(cards)) as src:
