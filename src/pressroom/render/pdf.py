@@ -359,13 +359,12 @@ def _split_handout(pub: Publication, theme: Theme, document: str,
     cards = (None if cards_pdf is not None
              else _Cards(pub, theme, card_html, linked, document, fork))
     try:
-        laid = _book(pub, theme, document, html, book_key if use_cache else None, cards)
+        laid = _book(pub, theme, document, html, book_key if use_cache else None, cards, tell)
         if laid is None:
             log.info("%s: an exercise card runs over one page: laying the handout out whole",
                      document)
             return _whole_handout(pub, theme, document, tell)
         book, stubs, pages, cached_book = laid
-        tell(pages)
         drawn = cards.result() if cards is not None else cards_pdf
         assert drawn is not None
         try:
@@ -385,21 +384,25 @@ def _split_handout(pub: Publication, theme: Theme, document: str,
 
 
 def _book(pub: Publication, theme: Theme, document: str, html: str, key: bytes | None,
-          cards: _Cards | None) -> tuple[bytes, list[int], HandoutPages, bool] | None:
-    """The handout with stand-ins: drawn, its stand-in pages, its page map, and whether it came
-    from the cache (``key``: where this exact document was kept); None if a card runs over
-    one page."""
+          cards: _Cards | None, tell: Callable[[HandoutPages], None]
+          ) -> tuple[bytes, list[int], HandoutPages, bool] | None:
+    """The handout with stand-ins: drawn, its stand-in pages, its page map (told as soon as
+    it is laid out, before it is drawn), and whether it came from the cache (``key``: where
+    this exact document was kept); None if a card runs over one page."""
     cached = _cached_book(pub.config.project, key) if key is not None else None
     if cached is not None:
         book, stubs, pages = cached
         if cards is not None and cards.page_count() != len(stubs):
             return None
+        tell(pages)
         return book, stubs, pages, True
     doc = render_document(html, pub, theme, document)
     found = _stub_pages(doc, pub)
     if found is None or (cards is not None and cards.page_count() != len(found)):
         return None
-    return write_document(doc, document), found, page_starts(doc, pub.config.paper), False
+    pages = page_starts(doc, pub.config.paper)
+    tell(pages)
+    return write_document(doc, document), found, pages, False
 
 
 def _cached_book(project: Path, key: bytes) -> tuple[bytes, list[int], HandoutPages] | None:
