@@ -153,3 +153,27 @@ def test_the_jvm_started_with_the_build_stops_when_the_ebook_is_up_to_date(proje
     assert len(started) == 1 and started[0]._proc is not None  # it had started...
     assert started[0]._proc.poll() is not None  # ...and was stopped, not left running
     assert not Path(started[0]._tmp.name).exists()
+
+
+def test_the_pdfs_yield_the_cpu_to_epubcheck(project, monkeypatch, tmp_path):
+    """When EPUBCheck checks the ebook, its verdict is what the build waits for last: every PDF
+    process (the handout's two halves, the quick reference) runs 10 nicer than the build.
+    Without EPUBCheck they run at the build's own priority."""
+    from pressroom.render import pdf as pdf_module
+
+    seen = tmp_path / "niceness"
+    real = pdf_module.write_document
+
+    def record(doc, document):
+        with open(seen, "a", encoding="utf-8") as fh:  # from each process (O_APPEND)
+            fh.write(f"{os.nice(0)}\n")
+        return real(doc, document)
+
+    monkeypatch.setattr(pdf_module, "write_document", record)  # inherited by the forks
+    base = os.nice(0)
+    build(load_config(project), ("epub", "pdf"), parallel=True, validate=True)
+    assert seen.read_text().split() == [str(base + 10)] * 3
+    seen.unlink()
+    shutil.rmtree(project / ".pressroom")
+    build(load_config(project), ("epub", "pdf"), parallel=True, validate=False, force=True)
+    assert seen.read_text().split() == [str(base)] * 3
