@@ -298,3 +298,25 @@ def test_a_damaged_cache_entry_is_drawn_again(project, tmp_path):
     handout.unlink()
     build(load_config(project), ("pdf",), parallel=True, force=True)
     assert handout.read_bytes() == _cold(project, tmp_path)
+
+
+def _no_quick_reference(*args, **kwargs):
+    raise AssertionError("the quick reference was laid out again")
+
+
+def test_the_quick_reference_is_reused_until_its_own_text_changes(project, monkeypatch):
+    """Its tiles carry exercise titles and the routine's notes, not a card's steps: editing
+    the steps reuses it from the cache; editing a note lays it out again."""
+    build(load_config(project), ("pdf",), parallel=False)
+    sheet = project / "output/test-booklet-quick-reference.pdf"
+    first = sheet.read_bytes()
+    card = project / "content/exercises/cheek-lift.md"
+    card.write_text(card.read_text().replace("Squinting.", "Squinting hard."))
+    monkeypatch.setattr(pdfrender, "quickref_pdf", _no_quick_reference)
+    assert build(load_config(project), ("pdf",), parallel=False).rendered == ["pdf"]
+    assert sheet.read_bytes() == first
+    monkeypatch.undo()
+    daily = project / "content/routines/daily.md"
+    daily.write_text(daily.read_text().replace("Small circles.", "Small, slow circles."))
+    build(load_config(project), ("pdf",), parallel=False)
+    assert "Small, slow circles." in " ".join(texts(sheet)[0].split())

@@ -452,6 +452,12 @@ def render_pdf(pub: Publication, theme: Theme, parts: tuple[str, ...] | None = N
         handout = handout_name(cfg)
         out[handout] = handout_pdf(pub, theme, handout, on_page_map, fork)
     if "quick-reference" in parts and pub.daily is not None:
+        from pressroom import derived
+
         quickref = quickref_name(cfg)
-        out[quickref] = quickref_pdf(pub, theme, paper, shop, quickref)
+        # Its tiles carry titles and notes, not a card's steps: an edit to those reuses it.
+        key = (b"quick-reference\0" + _assets(pub, theme)
+               + quickref_html(pub, theme, paper, shop).encode())
+        out[quickref] = derived.cached(cfg.project, key, "pdf",
+                                       lambda: quickref_pdf(pub, theme, paper, shop, quickref))
     return out
