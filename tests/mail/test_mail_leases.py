@@ -76,6 +76,25 @@ def test_in_flight_rows_of_a_dead_sender_become_unknown_only_after_its_lease(sto
     assert [r.subscriber_id for r in alive.claim_batch(1000.0 + LEASE + 1, LEASE, limit=1)] == [2]
 
 
+def test_rows_a_dead_sender_leased_behind_a_sweep_are_due_again(store):
+    """A sender whose sweep went past the rows another one leased sees, once that lease runs
+    out, nobody busy any more, yet those rows still due: it must sweep again, not finish (a
+    sender that finished then left them 'pending', and the in-flight one 'sending')."""
+    dead, alive = sender(store), sender(store)
+    dead.claim_batch(1000.0, LEASE, limit=3)
+    assert dead.claim(1) is None  # row 1 in flight; then the sender dies
+    swept = [r.subscriber_id for r in alive.claim_batch(1000.0, LEASE)]
+    assert swept == list(range(4, 11))
+    store.db.execute("UPDATE deliveries SET status = 'sent' WHERE subscriber_id >= 4")
+    assert alive.others_busy(1000.0 + LEASE - 1) == 1000.0 + LEASE
+    assert not alive.claimable(1000.0 + LEASE - 1)
+    later = 1000.0 + LEASE + 1
+    assert alive.others_busy(later) is None  # all a sender used to check before finishing
+    assert alive.claimable(later)
+    assert alive.stale_to_unknown(later) == 1
+    assert [r.subscriber_id for r in alive.claim_batch(later, LEASE)] == [2, 3]
+
+
 def test_a_sender_whose_lease_was_taken_over_does_not_send(store):
     slow, other = sender(store), sender(store)
     slow.claim_batch(1000.0, LEASE, limit=1)

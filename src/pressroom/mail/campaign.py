@@ -229,7 +229,12 @@ class _Run:
             now = self.clock()
             # Several senders: wait while another one still holds rows; if it dies, its lease
             # runs out and this one takes them over (or reports its in-flight ones unknown).
+            # A lease that ran out while this sweep was past its rows leaves them due now.
             busy = None if self.ledger.exclusive else self.ledger.others_busy(now)
+            if not self.ledger.exclusive:
+                _report_stale(self.ledger, now)
+                if self.ledger.claimable(now):
+                    continue
             if due is None and busy is None:
                 self.log.line()
                 return

@@ -170,6 +170,15 @@ class Ledger:
                         "campaign_id = ? AND lease_owner = ? AND status IN ('pending', 'retry')",
                         (self.campaign_id, self.worker))
 
+    def claimable(self, now: float) -> bool:
+        """Whether a row is due that this sender could lease now (one freed by an expired
+        lease, say, behind where this sender's sweep had got to)."""
+        return self.db.execute(
+            "SELECT 1 FROM deliveries WHERE campaign_id = ? AND (status = 'pending' OR "
+            "(status = 'retry' AND next_attempt_at <= ?)) AND (lease_owner = '' OR "
+            "lease_until < ? OR lease_owner = ?) LIMIT 1",
+            (self.campaign_id, now, now, self.worker)).fetchone() is not None
+
     def others_busy(self, now: float) -> float | None:
         """When the last live lease of another sender on this campaign expires (None: no other
         sender holds unfinished rows)."""
