@@ -321,3 +321,29 @@ def test_the_quick_reference_is_reused_until_its_own_text_changes(project, monke
     daily.write_text(daily.read_text().replace("Small circles.", "Small, slow circles."))
     build(load_config(project), ("pdf",), parallel=False)
     assert "Small, slow circles." in " ".join(texts(sheet)[0].split())
+
+
+def test_an_ebook_alone_gets_the_page_map_of_the_handout_laid_out_whole(project):
+    """Built without the PDF, the ebook's page list comes from the handout with stand-ins and
+    its cards counted apart: the same pages as the handout laid out whole, each beginning with
+    the same elements (a stand-in has the card's anchors, not those inside its text, which
+    never begin a page: a card is one page), also when a card runs over one page (then the
+    handout is laid out whole for it)."""
+    counts = []
+    for long_card in (False, True):
+        if long_card:
+            card = project / "content/exercises/cheek-lift.md"
+            card.write_text(card.read_text() + "\n" + "\n\n".join(
+                ["Keep the movement small and slow, and breathe out as you release."] * 60))
+        config = load_config(project)
+        pub, theme = load_publication(config), load_theme(config)
+        whole: list = []
+        pdfrender._whole_handout(pub, theme, "h.pdf", whole.append)
+        pages = pdfrender.handout_page_map(pub, theme)
+        assert len(pages.starts) == len(whole[0].starts)
+        for ids, all_ids in zip(pages.starts, whole[0].starts):
+            assert ids == all_ids[:len(ids)] and (ids or not all_ids), (ids, all_ids)
+        if long_card:
+            assert pages == whole[0]
+        counts.append(len(pages.starts))
+    assert counts[1] > counts[0]  # the long card took another page

@@ -219,9 +219,22 @@ def pdf_parts(pub: Publication) -> tuple[str, ...]:
 
 def handout_page_map(pub: Publication, theme: Theme) -> HandoutPages:
     """Lay the handout out (without drawing it) and return its page map: for an ebook built
-    without the PDF when no page map is cached."""
+    without the PDF when no page map is cached. The handout with stand-ins is laid out here
+    while its cards are counted in a forked process (the merged PDF has the same pages); when
+    a card runs over one page, or the theme has no stand-ins, the handout is laid out whole."""
     cfg = pub.config
     handout = handout_name(cfg)
+    html = handout_html(pub, theme, cfg.paper, cfg.print_shop, stub_cards=True)
+    if pub.exercises and html.count(STUB_MARKUP) == len(pub.exercises):
+        card_html = cards_html(pub, theme, cfg.paper, cfg.print_shop)
+        cards = _Cards(pub, theme, card_html, [], handout, fork=True)
+        try:
+            doc = render_document(html, pub, theme, handout)
+            stubs = _stub_pages(doc, pub)
+            if stubs is not None and cards.page_count() == len(stubs):
+                return page_starts(doc, cfg.paper)
+        finally:
+            cards.close()  # only its page count was wanted: it is stopped before drawing ends
     doc = render_document(handout_html(pub, theme, cfg.paper, cfg.print_shop), pub, theme,
                           handout)
     return page_starts(doc, cfg.paper)
