@@ -113,42 +113,37 @@ def _same(a: Any, b: Any) -> bool:
     return isinstance(a, pikepdf.Dictionary) and a.is_indirect and a.objgen == b.objgen
 
 
-def _unpage(node: Any, page: Any, j: int) -> None:
-    """Replace every /Pg pointing at ``page`` under ``node`` with the integer ``j``."""
+def _with_pages(node: Any):
+    """``node`` and every dictionary under it in the structure tree (elements, marked-content
+    and object references) that has a /Pg."""
     import pikepdf
 
     todo = [node]
     while todo:
         item = todo.pop()
-        if isinstance(item, pikepdf.Dictionary):
-            if "/Pg" in item and _same(item.Pg, page):
-                item.Pg = j
-            if item.get("/Type") == "/OBJR":
-                continue
+        if not isinstance(item, pikepdf.Dictionary):
+            continue
+        if "/Pg" in item:
+            yield item
+        if item.get("/Type") != "/OBJR":
             kids = item.get("/K")
-            if isinstance(kids, pikepdf.Array):
-                todo.extend(kids)
-            elif isinstance(kids, pikepdf.Dictionary):
-                todo.append(kids)
+            todo.extend(kids if isinstance(kids, pikepdf.Array) else [kids])
+
+
+def _unpage(node: Any, page: Any, j: int) -> None:
+    """Replace every /Pg pointing at ``page`` under ``node`` with the integer ``j``."""
+    for item in _with_pages(node):
+        if _same(item.Pg, page):
+            item.Pg = j
 
 
 def _repage(node: Any, page: Any) -> None:
     """Undo :func:`_unpage` in the copy: every integer /Pg becomes ``page``."""
     import pikepdf
 
-    todo = [node]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, pikepdf.Dictionary):
-            if "/Pg" in item and not isinstance(item.Pg, pikepdf.Dictionary):
-                item.Pg = page
-            if item.get("/Type") == "/OBJR":
-                continue
-            kids = item.get("/K")
-            if isinstance(kids, pikepdf.Array):
-                todo.extend(kids)
-            elif isinstance(kids, pikepdf.Dictionary):
-                todo.append(kids)
+    for item in _with_pages(node):
+        if not isinstance(item.Pg, pikepdf.Dictionary):
+            item.Pg = page
 
 
 def _graft(pdf: Any, page: Any, part: Any, document: Any, nums: dict[int, Any],
