@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,26 @@ pytest_plugins = ["ci_skips"]  # CI=true: a skipped test fails
 
 # Pinned (not defaulted): `make test` exports the last commit's time for builds.
 os.environ["SOURCE_DATE_EPOCH"] = "1767225600"  # 2026-01-01
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_epubcheck():
+    """One EPUBCheck JVM for the session: the first build that checks an ebook starts it and it
+    is kept (in a socket folder of the session's own) for every later check; stopped at the
+    end. Tests of how JVMs start and are kept set their own folder or PRESSROOM_EPUBCHECK_KEEP."""
+    from pressroom.epubcheck import stop_kept
+
+    folder = tempfile.mkdtemp(prefix="pr-run-")  # short: a socket's path is at most 108 bytes
+    saved = {name: os.environ.get(name) for name in ("XDG_RUNTIME_DIR", "PRESSROOM_EPUBCHECK_KEEP")}
+    os.environ.update(XDG_RUNTIME_DIR=folder, PRESSROOM_EPUBCHECK_KEEP="3600")
+    yield
+    stop_kept()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """EPUBCheck runs beside the other jobs: its JVM starts with the build and warms up on a small
 ebook of its own, checks the real ebook as soon as it is rendered, is awaited before anything is
-written, and is stopped (its temporary files removed) when the build fails meanwhile."""
+written, and is stopped (its temporary files removed) when the build fails meanwhile. With
+PRESSROOM_EPUBCHECK_KEEP=0 that is all; otherwise the JVM is then kept for later builds, whose
+checks it answers on a Unix socket (tests/test_epubcheck_kept.py)."""
 
 from __future__ import annotations
 
@@ -21,21 +23,36 @@ from pressroom.errors import PressroomError, RenderError
 from pressroom.outputs import ebook_name
 
 
+def alive(pid: int) -> bool:
+    """Whether any thread of process ``pid`` still runs: a killed JVM's main thread can be a
+    zombie while its other threads (and the files they share) are still going."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            if stat.read_text().rpartition(")")[2].split()[0] not in ("Z", "X"):
+                return True
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return False
+
+
 def test_a_build_failing_beside_epubcheck_stops_it_and_writes_nothing(project, monkeypatch):
     """The ebook renders last (it waits for the handout's page map), so what can fail while
     EPUBCheck runs is the handout's drawing in its worker process."""
     from pressroom.render import pdf as pdf_module
 
+    monkeypatch.setenv("PRESSROOM_EPUBCHECK_KEEP", "0")  # not kept: stopped with the build
     started: list[PendingCheck] = []
     running_when_closed: list[bool] = []
+    jvms: list[int] = []
     real_init, real_close = PendingCheck.__init__, PendingCheck.close
 
     def remember(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         started.append(self)
+        jvms.append(self._started.pid)
 
     def close(self):
-        running_when_closed.append(self._proc.poll() is None)
+        running_when_closed.append(self.running)
         real_close(self)
 
     def drawing_fails(doc, document):
@@ -55,7 +72,7 @@ def test_a_build_failing_beside_epubcheck_stops_it_and_writes_nothing(project, m
     assert jvm_at_step["pdf"] and jvm_at_step["epub"]  # the JVM started before anything rendered
     assert check.warmed  # and it was handed the ebook, not started again
     assert running_when_closed == [True]  # EPUBCheck was still running when the build failed
-    assert check._proc.poll() is not None  # the JVM was stopped, not left behind
+    assert not alive(jvms[0])  # the JVM was stopped, not left behind
     assert not Path(check._tmp.name).exists()  # nor its copy of the ebook
     assert not (project / "output").exists()
 
@@ -90,6 +107,7 @@ def _warm_check(data: bytes) -> tuple[PendingCheck, epubcheck.EpubCheckResult]:
 def test_the_warmed_up_jvm_reports_what_a_one_shot_run_reports_and_compiles_once(
         tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PRESSROOM_EPUBCHECK_KEEP", "0")
     book = tmp_path / "broken.epub"
     book.write_bytes(_broken_ebook())
     expected = run_epubcheck(book)
@@ -109,13 +127,13 @@ def test_the_warmed_up_jvm_reports_what_a_one_shot_run_reports_and_compiles_once
     assert second.warmed and _same(result) == _same(expected)
 
 
-def test_a_warm_up_jvm_that_died_is_replaced_by_a_one_shot_run(tmp_path):
+def test_a_warm_up_jvm_that_died_is_replaced_by_a_one_shot_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRESSROOM_EPUBCHECK_KEEP", "0")
     book = tmp_path / "broken.epub"
     book.write_bytes(_broken_ebook())
     with PendingCheck() as check:
-        assert check.running
-        check._proc.kill()
-        check._proc.wait()
+        assert check.running and check._started is not None
+        check._started.kill()
         check.submit(book.read_bytes(), book.name)
         result = check.result()
     assert not check.warmed
@@ -138,29 +156,35 @@ def test_without_java_validate_says_so_and_the_default_build_skips_epubcheck(pro
 
 def test_the_jvm_started_with_the_build_stops_when_the_ebook_is_up_to_date(project,
                                                                            monkeypatch):
+    monkeypatch.setenv("PRESSROOM_EPUBCHECK_KEEP", "0")
     config = load_config(project)
     build(config, ("epub",), validate=False)
     started: list[PendingCheck] = []
     real_init = PendingCheck.__init__
 
+    jvms: list[int] = []
+
     def remember(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         started.append(self)
+        jvms.append(self._started.pid)
 
     monkeypatch.setattr(PendingCheck, "__init__", remember)
     result = build(config, ("epub",), validate=True)
     assert result.rendered == [] and result.epubcheck is None
-    assert len(started) == 1 and started[0]._proc is not None  # it had started...
-    assert started[0]._proc.poll() is not None  # ...and was stopped, not left running
+    assert len(started) == 1 and len(jvms) == 1  # it had started...
+    assert not alive(jvms[0])  # ...and was stopped, not left running
     assert not Path(started[0]._tmp.name).exists()
 
 
 def test_the_pdfs_yield_the_cpu_to_epubcheck(project, monkeypatch, tmp_path):
     """When EPUBCheck checks the ebook, its verdict is what the build waits for last: every PDF
     process (the handout's two halves, the quick reference) runs 10 nicer than the build.
-    Without EPUBCheck they run at the build's own priority."""
+    Without EPUBCheck, or with a JVM kept ready from an earlier build (it has no start-up work
+    left to do beside this one), they run at the build's own priority."""
     from pressroom.render import pdf as pdf_module
 
+    monkeypatch.setenv("PRESSROOM_EPUBCHECK_KEEP", "0")
     seen = tmp_path / "niceness"
     real = pdf_module.write_document
 
@@ -176,4 +200,14 @@ def test_the_pdfs_yield_the_cpu_to_epubcheck(project, monkeypatch, tmp_path):
     seen.unlink()
     shutil.rmtree(project / ".pressroom")
     build(load_config(project), ("epub", "pdf"), parallel=True, validate=False, force=True)
+    assert seen.read_text().split() == [str(base)] * 3
+    seen.unlink()
+    shutil.rmtree(project / ".pressroom")
+    monkeypatch.setenv("PRESSROOM_EPUBCHECK_KEEP", "3600")  # the session's kept JVM
+    with PendingCheck() as ready:  # make sure one is kept, then let it go
+        ready.submit(primer_epub(), "primer.epub")
+        ready.result()
+    with PendingCheck() as probe:
+        assert probe.kept
+    build(load_config(project), ("epub", "pdf"), parallel=True, validate=True, force=True)
     assert seen.read_text().split() == [str(base)] * 3

@@ -362,11 +362,12 @@ def _collect(config: Config, todo: list[jobs.Job], keys: dict[jobs.Job, str],
 
 
 class _EarlyCheck:
-    """EPUBCheck for this build's ebook. Its JVM starts with the build, before the load phase,
-    and does its fixed start-up work (compiling the schemas) while the content loads and the
-    PDFs and the ebook render; it gets the ebook as soon as that is rendered, or is stopped
-    when the ebook is up to date. :meth:`result` waits for its verdict before anything is
-    written. Leaving the ``with`` block early (a job failed) stops it."""
+    """EPUBCheck for this build's ebook. Its JVM is one kept ready by an earlier build, or one
+    that starts with this build, before the load phase, and does its fixed start-up work
+    (compiling the schemas) while the content loads and the PDFs and the ebook render; it gets
+    the ebook as soon as that is rendered, or is let go when the ebook is up to date.
+    :meth:`result` waits for its verdict before anything is written. Leaving the ``with`` block
+    early (a job failed) lets it go."""
 
     def __init__(self, config: Config, validate: bool | None, formats: tuple[str, ...],
                  on_step: Callable[[str], None] | None) -> None:
@@ -384,8 +385,9 @@ class _EarlyCheck:
 
     @property
     def running(self) -> bool:
-        """Whether EPUBCheck's JVM is running for this build's ebook."""
-        return self._waiting is not None or self.pending is not None
+        """Whether EPUBCheck's JVM does its start-up work beside this build (not when one kept
+        from an earlier build is waiting, ready, for the ebook)."""
+        return any(check is not None and not check.kept for check in (self._waiting, self.pending))
 
     def start(self, job_name: str, files: Files) -> None:
         """Hand the ebook to EPUBCheck when ``job_name`` is the ebook's job."""

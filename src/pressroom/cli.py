@@ -234,6 +234,20 @@ def schema() -> None:
     click.echo(reference_markdown(), nl=False)
 
 
+@cli.command("stop-epubcheck")
+def stop_epubcheck() -> None:
+    """Stop the EPUBCheck JVM that builds keep ready (it stops by itself after
+    PRESSROOM_EPUBCHECK_KEEP seconds without a build, 600 by default; 0 keeps none).
+
+    \b
+    Example:
+      pressroom stop-epubcheck
+    """
+    from pressroom.epubcheck import stop_kept
+
+    click.echo("Stopped EPUBCheck's JVM." if stop_kept() else "No EPUBCheck JVM was running.")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="pressroom")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -13,7 +14,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pressroom import keptjvm
 from pressroom.errors import PressroomError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,43 +68,70 @@ JAVA_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:MetaspaceSize=
 DRIVER = Path(__file__).parent / "java" / "EpubCheckDriver.java"
 
 
+def _driver_key(java: str, jar: Path) -> str:
+    """This driver source, Java, EPUBCheck jar and JVM flags, as a short hash."""
+    key = hashlib.sha256(DRIVER.read_bytes() + " ".join(JAVA_FLAGS).encode())
+    for path in (Path(java).resolve(), jar):
+        stat = path.stat()
+        key.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return key.hexdigest()[:16]
+
+
 def _driver_cache(java: str, jar: Path) -> Path | None:
     """Where the compiled driver lives for this driver source, Java and EPUBCheck jar: under
     $XDG_CACHE_HOME (else ~/.cache)/pressroom; None when that folder cannot be made."""
-    java_real = Path(java).resolve()
-    key = hashlib.sha256(DRIVER.read_bytes())
-    for path in (java_real, jar):
-        stat = path.stat()
-        key.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pressroom"
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    return root / f"epubcheck-driver-{key.hexdigest()[:16]}"
+    return root / f"epubcheck-driver-{_driver_key(java, jar)}"
 
 
-def driver_command(java: str, jar: Path) -> list[str]:
-    """The command that starts the priming JVM (without the primer book's two arguments)."""
+def driver_command(java: str, jar: Path, serve: Path | None = None, keep: int = 0) -> list[str]:
+    """The command that starts the priming JVM (without the primer book's two arguments);
+    with ``serve``, the JVM stays ready on that socket for ``keep`` seconds after its check."""
     cache = _driver_cache(java, jar)
+    kept = [f"-Dpressroom.serve={serve}", f"-Dpressroom.keep={keep}"] if serve else []
     if cache is not None and (cache / "EpubCheckDriver.class").is_file():
-        return [java, *JAVA_FLAGS, "-cp", os.pathsep.join([str(jar), str(cache)]),
+        return [java, *JAVA_FLAGS, *kept, "-cp", os.pathsep.join([str(jar), str(cache)]),
                 "EpubCheckDriver"]
     compile_to = ([f"-Dpressroom.driver.source={DRIVER}", f"-Dpressroom.driver.out={cache}"]
                   if cache is not None else [])
-    return [java, *JAVA_FLAGS, *compile_to, "-cp", str(jar), str(DRIVER)]
+    return [java, *JAVA_FLAGS, *kept, *compile_to, "-cp", str(jar), str(DRIVER)]
+
+
+def kept_socket(keep: int | None = None) -> Path | None:
+    """The socket a kept EPUBCheck JVM for this machine's Java and jar listens on; None when
+    JVMs are not kept (``PRESSROOM_EPUBCHECK_KEEP=0``, no safe folder, no EPUBCheck)."""
+    jar, java = epubcheck_jar(), shutil.which("java")
+    if jar is None or java is None or not DRIVER.is_file():
+        return None
+    if (keptjvm.keep_seconds() if keep is None else keep) == 0:
+        return None
+    return keptjvm.socket_path(_driver_key(java, jar))
+
+
+def stop_kept() -> bool:
+    """Stop the kept EPUBCheck JVM; False when none was running."""
+    path = kept_socket(keep=1)
+    return path is not None and keptjvm.KeptJvm(path).stop()
 
 
 class PendingCheck:
     """An EPUBCheck run in its own process; :meth:`submit` hands it the ebook, :meth:`result`
     waits for its verdict.
 
-    ``warm=True`` starts the JVM at once, before the ebook exists: it checks a small ebook of
-    its own (java/EpubCheckDriver.java), which does the fixed start-up work (about 5 s of a
-    6 s run) while the build renders, then checks the real one in about 0.6 s. If that JVM
-    cannot start or has died by then, the ebook gets an ordinary one-shot run (same report).
-    Use as a context manager so an abandoned build stops it.
+    A JVM kept from an earlier build (see keptjvm.py) gets the ebook if there is one: its
+    check takes about 0.6 s. Otherwise, with ``warm=True``, a new JVM starts at once: it checks
+    a small ebook of its own (java/EpubCheckDriver.java), which does the fixed start-up work
+    (about 5 s of a 6 s run) while the build renders, then checks the real one, and is then
+    kept for later builds. If that JVM cannot start or has died by then, the ebook gets an
+    ordinary one-shot run (same report). Use as a context manager so an abandoned build lets
+    it go (stopped, unless it is to be kept).
     """
+
+    TIMEOUT = 300  # seconds for one check
 
     def __init__(self, usage: bool = True, warm: bool = True) -> None:
         jar = epubcheck_jar()
@@ -108,63 +139,105 @@ class PendingCheck:
         if jar is None or java is None:
             raise FileNotFoundError("EPUBCheck needs the 'epubcheck' Python package and Java")
         self._java, self._jar, self._usage = java, jar, usage
+        keep = keptjvm.keep_seconds()  # a wrong setting stops the build before anything starts
         self._tmp = tempfile.TemporaryDirectory(prefix="pressroom-epubcheck-")
         self._report = Path(self._tmp.name) / "report.json"
-        self._proc: subprocess.Popen | None = None
-        self.warmed = False  # whether the real check ran in the warmed-up JVM
-        if warm and DRIVER.is_file():
-            warm_book = Path(self._tmp.name) / "primer.epub"
-            warm_book.write_bytes(primer_epub())
-            self._proc = subprocess.Popen(
-                [*driver_command(java, jar), str(warm_book),
-                 str(Path(self._tmp.name) / "primer.json")],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._proc: subprocess.Popen | None = None  # a one-shot run
+        self._started: keptjvm.Detached | None = None  # a JVM this check started
+        self._kept: keptjvm.KeptJvm | None = None  # a JVM kept from an earlier build
+        self._sent: keptjvm.Detached | keptjvm.KeptJvm | None = None
+        self._serving = False  # whether the JVM this check started will be kept
+        self._args: list[str] = []
+        self.warmed = False  # whether the real check ran in a warmed-up JVM
+        self.kept = False  # whether a JVM kept from an earlier build was found for it
+        self._get_ready(warm, keep)
+
+    def _get_ready(self, warm: bool, keep: int) -> None:
+        """Find a kept JVM; else, when ``warm``, start one (kept for ``keep`` seconds)."""
+        socket = kept_socket(keep)
+        if socket is not None and keptjvm.KeptJvm(socket).ping():
+            self._kept, self.kept = keptjvm.KeptJvm(socket), True
+            return
+        if not warm or not DRIVER.is_file():
+            return
+        warm_book = Path(self._tmp.name) / "primer.epub"
+        warm_book.write_bytes(primer_epub())
+        self._serving = socket is not None
+        try:
+            self._started = keptjvm.Detached(
+                [*driver_command(self._java, self._jar, socket, keep), str(warm_book),
+                 str(Path(self._tmp.name) / "primer.json")])
+        except (OSError, ValueError) as exc:
+            log.warning("EPUBCheck's JVM did not start ahead of the ebook: %s", exc)
 
     def submit(self, data: bytes, name: str) -> None:
         """Check ``data`` (the ebook's bytes, written to a temporary ``name``)."""
         book = Path(self._tmp.name) / name
         book.write_bytes(data)
         args = [str(book), "--json", str(self._report), *(["--usage"] if self._usage else [])]
-        if self.running and self._proc is not None and self._proc.stdin:
-            try:
-                self._proc.stdin.write("".join(f"{a}\n" for a in args).encode("utf-8") + b"\n")
-                self._proc.stdin.close()
-                self.warmed = True
+        self._report.unlink(missing_ok=True)
+        self._args = args
+        for ready in (self._kept, self._started):
+            sent = ready is not None and (ready.send(args) if isinstance(ready, keptjvm.KeptJvm)
+                                          else ready.running
+                                          and ready.send(keptjvm.request_bytes(args)))
+            if sent:
+                self._sent, self.warmed = ready, True
                 return
-            except OSError:  # the JVM died meanwhile
-                pass
-        self._stop()  # no warmed-up JVM to hand the ebook to: run EPUBCheck the ordinary way
+        self._let_go()  # no warmed-up JVM took the ebook: run EPUBCheck the ordinary way
+        self._one_shot(args)
+
+    def _one_shot(self, args: list[str]) -> None:
+        self._sent = None
         self._proc = subprocess.Popen([self._java, *JAVA_FLAGS, "-jar", str(self._jar), *args],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     @property
     def running(self) -> bool:
-        """Whether EPUBCheck's JVM is still running."""
-        return self._proc is not None and self._proc.poll() is None
+        """Whether a JVM started for this check is still running."""
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return self._started is not None and self._started.running
 
     def result(self) -> EpubCheckResult:
-        """Wait for EPUBCheck (at most 300 s) and parse its JSON report."""
-        assert self._proc is not None, "submit() the ebook first"
+        """Wait for EPUBCheck (at most :attr:`TIMEOUT` s) and parse its JSON report."""
+        assert self._sent is not None or self._proc is not None, "submit() the ebook first"
         try:
-            code = self._proc.wait(timeout=300)
+            if self._sent is not None and self._sent.status(self.TIMEOUT) is None:
+                # the warmed-up JVM went away without a verdict: check the ordinary way
+                log.warning("EPUBCheck's JVM stopped during the check; checking again")
+                self._let_go()
+                self.warmed = False
+                self._one_shot(self._args)
+            code = self._proc.wait(timeout=self.TIMEOUT) if self._proc is not None else 0
             if not self._report.is_file():
                 raise PressroomError(f"EPUBCheck stopped without a report (exit status {code}); "
-                                      "run `java -jar` on the jar by hand to see why")
+                                     "run `java -jar` on the jar by hand to see why")
             return _parse(json.loads(self._report.read_text(encoding="utf-8")))
+        except subprocess.TimeoutExpired:
+            raise PressroomError(f"EPUBCheck gave no verdict in {self.TIMEOUT} s") from None
         finally:
             self.close()
 
-    def _stop(self) -> None:
+    def _let_go(self) -> None:
+        """Let go of the JVMs: one that was kept or will be carries on; any other is stopped."""
+        if self._started is not None:
+            if self._serving:
+                self._started.release()
+            else:
+                self._started.kill()
+            self._started = None
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
         if self._proc is not None:
             self._proc.wait()
-            if self._proc.stdin:
-                self._proc.stdin.close()
 
     def close(self) -> None:
-        """Stop EPUBCheck if it still runs; remove its temporary files."""
-        self._stop()
+        """Let go of EPUBCheck's JVM (see :meth:`_let_go`); remove the temporary files."""
+        self._let_go()
         self._tmp.cleanup()
 
     def __enter__(self) -> PendingCheck:
@@ -229,7 +302,8 @@ def primer_epub() -> bytes:
 
 
 def run_epubcheck(epub: Path, usage: bool = True) -> EpubCheckResult:
-    """Validate ``epub`` with EPUBCheck's JSON report (``--usage`` includes usage messages)."""
+    """Validate ``epub`` with EPUBCheck's JSON report (``--usage`` includes usage messages), in
+    the kept JVM if there is one, else in a JVM of its own."""
     with PendingCheck(usage, warm=False) as pending:
         pending.submit(epub.read_bytes(), epub.name)
         return pending.result()
