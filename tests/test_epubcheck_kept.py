@@ -9,6 +9,8 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -173,3 +175,22 @@ def test_stop_epubcheck_command(folder, broken):
     assert CliRunner().invoke(cli, ["stop-epubcheck"]).output == "No EPUBCheck JVM was running.\n"
     _check(broken[0])
     assert CliRunner().invoke(cli, ["stop-epubcheck"]).output == "Stopped EPUBCheck's JVM.\n"
+
+
+def test_a_build_whose_jvm_is_kept_exits_at_once_and_holds_no_pipe(folder, project):
+    """`pressroom build | tee log` (or make, or CI capturing the output) returns when the build
+    does: the kept JVM holds none of the build's pipes (run() returns only when both reach end
+    of file, and the JVM is still alive after), and is nobody's child here."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pressroom", "build", "--project", str(project), "--format",
+         "epub", "--validate"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "EPUBCheck passed: 0 fatal, 0 error(s), 0 warning(s)" in proc.stdout
+    pid = _serving_pid(folder)
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    assert alive(pid) and parent != os.getpid()
+    again = subprocess.run(
+        [sys.executable, "-m", "pressroom", "build", "--project", str(project), "--format",
+         "epub", "--validate", "--force"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "EPUBCheck passed" in again.stdout
+    assert _serving_pid(folder) == pid  # the second build's ebook went to the same JVM
