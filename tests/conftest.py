@@ -12,6 +12,7 @@ import stores
 from sitetest import Inbox, LiveServer
 
 from projects import ROOT, build_project, copy_project, smtp_sink  # noqa: F401 (re-exported)
+from projects import stop_kept_jvms
 
 pytest_plugins = ["ci_skips"]  # CI=true: a skipped test fails
 
@@ -24,13 +25,11 @@ def one_epubcheck():
     """One EPUBCheck JVM for the session: the first build that checks an ebook starts it and it
     is kept (in a socket folder of the session's own) for every later check; stopped at the
     end. Tests of how JVMs start and are kept set their own folder or PRESSROOM_EPUBCHECK_KEEP."""
-    from pressroom.epubcheck import stop_kept
-
     folder = tempfile.mkdtemp(prefix="pr-run-")  # short: a socket's path is at most 108 bytes
     saved = {name: os.environ.get(name) for name in ("XDG_RUNTIME_DIR", "PRESSROOM_EPUBCHECK_KEEP")}
     os.environ.update(XDG_RUNTIME_DIR=folder, PRESSROOM_EPUBCHECK_KEEP="3600")
     yield
-    stop_kept()
+    stop_kept_jvms(Path(folder))
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)

@@ -78,3 +78,12 @@ def self_signed(folder: Path) -> tuple[ssl.SSLContext, Path, Path]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context, cert, key
+
+
+def stop_kept_jvms(runtime: Path) -> None:
+    """Stop every EPUBCheck JVM kept in ``runtime`` (another install's, such as the packaging
+    test's, listens on a socket of its own there)."""
+    from pressroom.keptjvm import KeptJvm
+
+    for path in sorted((runtime / "pressroom").glob("*.sock")):
+        KeptJvm(path).stop()

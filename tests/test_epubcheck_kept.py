@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from projects import stop_kept_jvms
 from test_epubcheck_overlap import _broken_ebook, _same, alive
 
 from pressroom import epubcheck, keptjvm
@@ -34,7 +35,7 @@ def folder(monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
     monkeypatch.setenv("PRESSROOM_EPUBCHECK_KEEP", "60")
     yield path
-    stop_kept()
+    stop_kept_jvms(path)
     shutil.rmtree(path, ignore_errors=True)
 
 
