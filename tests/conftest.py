@@ -22,12 +22,17 @@ os.environ["SOURCE_DATE_EPOCH"] = "1767225600"  # 2026-01-01
 
 @pytest.fixture(scope="session", autouse=True)
 def one_epubcheck():
-    """One EPUBCheck JVM for the session: the first build that checks an ebook starts it and it
-    is kept (in a socket folder of the session's own) for every later check; stopped at the
-    end. Tests of how JVMs start and are kept set their own folder or PRESSROOM_EPUBCHECK_KEEP."""
+    """One EPUBCheck JVM for the session, started at its start and kept (in a socket folder of
+    the session's own) for every check; stopped at the end. Tests of how JVMs start and are
+    kept set their own folder or PRESSROOM_EPUBCHECK_KEEP."""
+    from pressroom.epubcheck import PendingCheck, epubcheck_jar
+
     folder = tempfile.mkdtemp(prefix="pr-run-")  # short: a socket's path is at most 108 bytes
-    saved = {name: os.environ.get(name) for name in ("XDG_RUNTIME_DIR", "PRESSROOM_EPUBCHECK_KEEP")}
+    saved = {name: os.environ.get(name)
+             for name in ("XDG_RUNTIME_DIR", "PRESSROOM_EPUBCHECK_KEEP")}
     os.environ.update(XDG_RUNTIME_DIR=folder, PRESSROOM_EPUBCHECK_KEEP="3600")
+    if epubcheck_jar() is not None and shutil.which("java"):
+        PendingCheck().close()  # starts it now, in the background: let go, it warms up and stays
     yield
     stop_kept_jvms(Path(folder))
     for name, value in saved.items():

@@ -70,7 +70,7 @@ def _serving_pid(folder: Path) -> int:
     raise AssertionError(f"nobody serves {socket}")
 
 
-def test_the_next_check_goes_to_the_kept_jvm_and_reports_the_same(folder, broken):
+def test_the_next_checks_go_to_the_kept_jvm_and_report_the_same(folder, broken):
     book, expected = broken
     first, result = _check(book)
     assert not first.kept and first.warmed and _same(result) == _same(expected)
@@ -83,6 +83,13 @@ def test_the_next_check_goes_to_the_kept_jvm_and_reports_the_same(folder, broken
     assert _same(result) == _same(expected)
     assert _serving_pid(folder) == pid
 
+    with PendingCheck() as one, PendingCheck() as two:  # two builds at once: answered in turn
+        assert one.kept and two.kept
+        one.submit(book.read_bytes(), book.name)
+        two.submit(book.read_bytes(), book.name)
+        assert _same(two.result()) == _same(expected)
+        assert _same(one.result()) == _same(expected)
+
     assert stop_kept()
     for _ in range(100):
         if not alive(pid):
@@ -90,17 +97,6 @@ def test_the_next_check_goes_to_the_kept_jvm_and_reports_the_same(folder, broken
         time.sleep(0.1)
     assert not alive(pid) and not kept_socket().exists()
     assert not stop_kept()  # nothing left to stop
-
-
-def test_two_checks_at_once_are_answered_in_turn(folder, broken):
-    book, expected = broken
-    _check(book)  # starts the JVM that is kept
-    with PendingCheck() as one, PendingCheck() as two:
-        assert one.kept and two.kept
-        one.submit(book.read_bytes(), book.name)
-        two.submit(book.read_bytes(), book.name)
-        assert _same(two.result()) == _same(expected)
-        assert _same(one.result()) == _same(expected)
 
 
 def test_a_kept_jvm_stops_by_itself_when_idle(folder, broken, monkeypatch):
@@ -165,17 +161,15 @@ def test_keep_must_be_a_number_of_seconds(project, monkeypatch):
     assert not (project / "output").exists()
 
 
-def test_keep_zero_keeps_nothing(folder, broken, monkeypatch):
+def test_keep_zero_keeps_nothing(folder, monkeypatch):
     monkeypatch.setenv("PRESSROOM_EPUBCHECK_KEEP", "0")
-    check, _ = _check(broken[0])
-    assert check.warmed and not list((folder / "pressroom").glob("*.sock"))
     assert keptjvm.keep_seconds() == 0 and kept_socket() is None
-
-
-def test_stop_epubcheck_command(folder, broken):
-    assert CliRunner().invoke(cli, ["stop-epubcheck"]).output == "No EPUBCheck JVM was running.\n"
-    _check(broken[0])
-    assert CliRunner().invoke(cli, ["stop-epubcheck"]).output == "Stopped EPUBCheck's JVM.\n"
+    with PendingCheck() as check:  # the JVM it starts is told of no socket: it cannot stay
+        assert check.running and not check.kept
+        assert not any("pressroom.serve" in arg
+                       for arg in Path(f"/proc/{check._started.pid}/cmdline").read_text()
+                       .split("\0"))
+    assert not list((folder / "pressroom").glob("*.sock"))
 
 
 def test_a_build_whose_jvm_is_kept_exits_at_once_and_holds_no_pipe(folder, project):
@@ -195,3 +189,25 @@ def test_a_build_whose_jvm_is_kept_exits_at_once_and_holds_no_pipe(folder, proje
          "epub", "--validate", "--force"], capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "EPUBCheck passed" in again.stdout
     assert _serving_pid(folder) == pid  # the second build's ebook went to the same JVM
+
+    stop = CliRunner().invoke(cli, ["stop-epubcheck"])
+    assert stop.output == "Stopped EPUBCheck's JVM.\n"
+    for _ in range(100):
+        if not alive(pid):
+            break
+        time.sleep(0.1)
+    assert not alive(pid)
+    assert CliRunner().invoke(cli, ["stop-epubcheck"]).output == "No EPUBCheck JVM was running.\n"
+
+
+def test_a_jvm_let_go_before_the_ebook_is_still_warmed_up_and_kept(folder, project):
+    """A build whose ebook is up to date lets its JVM go before handing it anything: the JVM
+    still checks its primer (and removes the primer's folder), then serves the next build."""
+    with PendingCheck() as check:
+        pid, primer = check._started.pid, check._primer
+    assert alive(pid)
+    for _ in range(300):
+        if not primer.exists():
+            break
+        time.sleep(0.1)
+    assert not primer.exists() and _serving_pid(folder) == pid

@@ -147,6 +147,7 @@ class PendingCheck:
         self._kept: keptjvm.KeptJvm | None = None  # a JVM kept from an earlier build
         self._sent: keptjvm.Detached | keptjvm.KeptJvm | None = None
         self._serving = False  # whether the JVM this check started will be kept
+        self._primer: Path | None = None  # the folder of its primer ebook
         self._args: list[str] = []
         self.warmed = False  # whether the real check ran in a warmed-up JVM
         self.kept = False  # whether a JVM kept from an earlier build was found for it
@@ -160,15 +161,19 @@ class PendingCheck:
             return
         if not warm or not DRIVER.is_file():
             return
-        warm_book = Path(self._tmp.name) / "primer.epub"
+        # The primer has a folder of its own, which the JVM removes when it has checked it: a
+        # JVM let go before that (to be kept) still warms up on it.
+        self._primer = Path(tempfile.mkdtemp(prefix="pressroom-primer-"))
+        warm_book = self._primer / "primer.epub"
         warm_book.write_bytes(primer_epub())
         self._serving = socket is not None
         try:
             self._started = keptjvm.Detached(
                 [*driver_command(self._java, self._jar, socket, keep), str(warm_book),
-                 str(Path(self._tmp.name) / "primer.json")])
+                 str(self._primer / "primer.json")])
         except (OSError, ValueError) as exc:
             log.warning("EPUBCheck's JVM did not start ahead of the ebook: %s", exc)
+            self._serving = False  # nobody else will remove the primer's folder
 
     def submit(self, data: bytes, name: str) -> None:
         """Check ``data`` (the ebook's bytes, written to a temporary ``name``)."""
@@ -223,10 +228,12 @@ class PendingCheck:
         """Let go of the JVMs: one that was kept or will be carries on; any other is stopped."""
         if self._started is not None:
             if self._serving:
-                self._started.release()
+                self._started.release()  # it carries on, and removes its primer's folder
             else:
                 self._started.kill()
             self._started = None
+        if self._primer is not None and not self._serving:
+            shutil.rmtree(self._primer, ignore_errors=True)
         if self._kept is not None:
             self._kept.close()
             self._kept = None

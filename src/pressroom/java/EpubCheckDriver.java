@@ -55,14 +55,15 @@ public class EpubCheckDriver {
         // EPUBCheck prints its report's messages too; standard output is this driver's reply.
         PrintStream reply = System.out;
         System.setOut(new PrintStream(OutputStream.nullOutputStream()));
-        new EpubChecker().run(new String[] {warm[0], "--json", warm[1]});
-        compileSelf(System.getProperty("pressroom.driver.source"),
-                    System.getProperty("pressroom.driver.out"));
-        // The socket is bound before the real check, so that a build starting meanwhile finds
-        // this JVM (and waits its turn) instead of starting another.
+        // The socket is bound first, so that a build starting meanwhile finds this JVM (and
+        // waits its turn) instead of starting another.
         String socket = System.getProperty("pressroom.serve");
         long keep = Long.getLong("pressroom.keep", 0L);
         ServerSocketChannel server = socket != null && keep > 0 ? bind(Paths.get(socket)) : null;
+        new EpubChecker().run(new String[] {warm[0], "--json", warm[1]});
+        removePrimer(Paths.get(warm[0]).toAbsolutePath(), Paths.get(warm[1]));
+        compileSelf(System.getProperty("pressroom.driver.source"),
+                    System.getProperty("pressroom.driver.out"));
         List<String> args = request(System.in);
         if (args != null && !args.isEmpty()) {
             reply.print("done " + new EpubChecker().run(args.toArray(new String[0])) + "\n");
@@ -172,6 +173,18 @@ public class EpubCheckDriver {
             // another build got there first, or the cache is read-only
         } finally {
             removeQuietly(tmp);
+        }
+    }
+
+    // The primer's two files, then its folder if that is now empty (the build made it for this
+    // JVM, which may outlive the build).
+    private static void removePrimer(Path book, Path report) {
+        for (Path path : new Path[] {book, report, book.getParent()}) {
+            try {
+                Files.deleteIfExists(path);
+            } catch (IOException | RuntimeException e) {
+                // not ours to empty, or already gone
+            }
         }
     }
 
