@@ -55,7 +55,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy src/
 
 test: system-test $(TEST_STAMP) $(NODE_STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # Every README performance figure comes from one run of this (output/bench.json). Needs pandoc.
 bench: system-test $(TEST_STAMP)
