@@ -211,3 +211,19 @@ def test_a_jvm_let_go_before_the_ebook_is_still_warmed_up_and_kept(folder, proje
             break
         time.sleep(0.1)
     assert not primer.exists() and _serving_pid(folder) == pid
+
+
+def test_a_hung_kept_jvm_is_reported_with_how_to_end_it(folder, broken, monkeypatch):
+    """A JVM that takes the stop request but never answers (here: stopped with SIGSTOP) is not
+    reported as stopped: stop-epubcheck fails and names the command that ends it."""
+    _check(broken[0])
+    pid = _serving_pid(folder)
+    monkeypatch.setattr(keptjvm, "STOP_WAIT", 1.0)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        result = CliRunner().invoke(cli, ["stop-epubcheck"])
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert result.exit_code == 1
+    assert result.output == (f"Error: EPUBCheck's JVM on {kept_socket()} did not answer in 1 s; "
+                             f"end it with: pkill -f {kept_socket()}\n")

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 KEEP_ENV = "PRESSROOM_EPUBCHECK_KEEP"
 DEFAULT_KEEP = 600
 STOP = "--pressroom-stop"  # the request that makes a kept JVM exit (the driver's STOP)
+STOP_WAIT = 10.0  # seconds a kept JVM has to answer that request
 _MAX_SOCKET_PATH = 100  # bytes: sockaddr_un holds 108 with its terminating NUL
 
 
@@ -146,14 +147,19 @@ class KeptJvm:
             self.close()
         return reply_status(data)
 
-    def stop(self, timeout: float = 10) -> bool:
-        """Ask the JVM to exit and wait until it has let go of us; False when none served."""
+    def stop(self) -> bool:
+        """Ask the JVM to exit and wait (up to :data:`STOP_WAIT` s) until it has let go of us;
+        False when none was serving. A JVM that takes the request but does not answer (hung,
+        or stopped with SIGSTOP) is a PressroomError that says how to end it."""
         if not self.send([STOP]) or self._conn is None:
             return False
         try:
-            self._conn.settimeout(timeout)
+            self._conn.settimeout(STOP_WAIT)
             while self._conn.recv(64):
                 pass
+        except TimeoutError:
+            raise PressroomError(f"EPUBCheck's JVM on {self.path} did not answer in "
+                                 f"{STOP_WAIT:.0f} s; end it with: pkill -f {self.path}") from None
         except OSError:
             pass
         finally:
