@@ -101,20 +101,26 @@ def driver_command(java: str, jar: Path, serve: Path | None = None, keep: int = 
     return [java, *JAVA_FLAGS, *kept, *compile_to, "-cp", str(jar), str(DRIVER)]
 
 
-def kept_socket(keep: int | None = None) -> Path | None:
-    """The socket a kept EPUBCheck JVM for this machine's Java and jar listens on; None when
-    JVMs are not kept (``PRESSROOM_EPUBCHECK_KEEP=0``, no safe folder, no EPUBCheck)."""
+def _jvm_socket() -> Path | None:
+    """The socket of the kept EPUBCheck JVM for this machine's Java and jar (None when there is
+    no EPUBCheck or no safe folder), whether or not JVMs are kept now."""
     jar, java = epubcheck_jar(), shutil.which("java")
     if jar is None or java is None or not DRIVER.is_file():
-        return None
-    if (keptjvm.keep_seconds() if keep is None else keep) == 0:
         return None
     return keptjvm.socket_path(_driver_key(java, jar))
 
 
+def kept_socket(keep: int | None = None) -> Path | None:
+    """The socket a kept EPUBCheck JVM listens on; None when JVMs are not kept (``keep``, else
+    ``PRESSROOM_EPUBCHECK_KEEP``, is 0) or there is none to keep."""
+    if (keptjvm.keep_seconds() if keep is None else keep) == 0:
+        return None
+    return _jvm_socket()
+
+
 def stop_kept() -> bool:
     """Stop the kept EPUBCheck JVM; False when none was running."""
-    path = kept_socket(keep=1)
+    path = _jvm_socket()
     return path is not None and keptjvm.KeptJvm(path).stop()
 
 
@@ -183,10 +189,7 @@ class PendingCheck:
         self._report.unlink(missing_ok=True)
         self._args = args
         for ready in (self._kept, self._started):
-            sent = ready is not None and (ready.send(args) if isinstance(ready, keptjvm.KeptJvm)
-                                          else ready.running
-                                          and ready.send(keptjvm.request_bytes(args)))
-            if sent:
+            if ready is not None and ready.send(args):
                 self._sent, self.warmed = ready, True
                 return
         self._let_go()  # no warmed-up JVM took the ebook: run EPUBCheck the ordinary way

@@ -200,10 +200,13 @@ class Detached:
         readable, _, _ = select.select([self._pidfd], [], [], 0)
         return not readable
 
-    def send(self, request: bytes) -> bool:
-        """Write the request to its standard input and close it; False when it is gone."""
+    def send(self, args: list[str]) -> bool:
+        """Write one check's request to its standard input and close it; False when it is
+        gone."""
+        if not self.running:
+            return False
         try:
-            self.stdin.write(request)
+            self.stdin.write(request_bytes(args))
             self.stdin.close()
         except OSError:
             return False
