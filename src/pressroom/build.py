@@ -3,12 +3,15 @@ then write atomically. Nothing is written unless every job rendered."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import pickle
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from pressroom import fastpath, jobs
 from pressroom.config import Config
@@ -80,12 +83,12 @@ def _run(pub: Publication, theme: Theme, job: jobs.Job, pages: jobs.PageMap,
 # on the demo (2 cores, 5 alternating rounds): 10.9 s median at niceness 10, 12.5 s at 0.
 PDF_NICENESS_BESIDE_EPUBCHECK = 10
 
-# Set before forking so worker processes inherit the loaded publication without pickling it.
+# The PDF worker's publication, theme and page map; the processes it forks inherit them.
 _FORKED: tuple[Publication, Theme, jobs.PageMap] | None = None
 
 
 def _run_forked(job_name: str, part: str | None) -> Rendered:
-    assert _FORKED is not None  # set by the parent before the pool forks
+    assert _FORKED is not None  # set by the PDF worker before it forks
     pub, theme, pages = _FORKED
     try:
         return _run(pub, theme, jobs.Job(job_name), pages, part, fork=True)
@@ -95,32 +98,41 @@ def _run_forked(job_name: str, part: str | None) -> Rendered:
 
 
 def _run_pdf_forked(parts: tuple[str, ...], niceness: int = 0) -> Rendered:
-    """The PDF job in its worker process: WeasyPrint is imported once (about 1 s of CPU), then
-    every document but the handout forks off from here to render beside it. ``niceness``
-    lowers their CPU priority (see :data:`PDF_NICENESS_BESIDE_EPUBCHECK`)."""
-    import pickle
-
-    import weasyprint  # noqa: F401  (imported before the fork, so the children share it)
-
+    """The PDF job in its worker process. The handout renders here (its exercise cards in a
+    process forked at once); every other document forks off from here as soon as the handout
+    is laid out, so it inherits what that layout loaded (the fonts, the hyphenation
+    dictionary), and renders while the handout is drawn. ``niceness`` lowers the CPU priority
+    of all of them (see :data:`PDF_NICENESS_BESIDE_EPUBCHECK`)."""
     if niceness:
         os.nice(niceness)  # this process and the ones it forks
 
     from pressroom.render.forked import Forked
 
+    assert _FORKED is not None  # set by the PDF worker
+    others: dict[str, Forked] = {}
+
     def pickled(part: str) -> Callable[[], bytes]:
         return lambda: pickle.dumps(_run_forked("pdf", part))
 
-    others = [Forked(pickled(part), f"the {part} PDF") for part in parts if part != "handout"]
+    def start_others() -> None:
+        for part in parts:
+            if part != "handout" and part not in others:
+                others[part] = Forked(pickled(part), f"the {part} PDF")
+
+    _FORKED[2].laid_out = start_others
     try:
         done = [_run_forked("pdf", "handout")] if "handout" in parts else []
-        for other in others:
+        if done and done[0][2]:
+            return _merge(done)  # the handout failed: the build fails, the others are stopped
+        start_others()  # none was started: no handout
+        for other in others.values():
             try:
                 done.append(pickle.loads(other.result()))
             except PressroomError as exc:  # the child died, or failed outside _run
                 done.append(({}, [], exc.message))
         return _merge(done)
     finally:
-        for other in others:
+        for other in others.values():
             other.close()
 
 
@@ -131,9 +143,95 @@ def _merge(parts: list[Rendered]) -> Rendered:
     return files, [w for part in parts for w in part[1]], errors[0] if errors else None
 
 
-def _forks_pdf(todo: list[jobs.Job], parallel: bool) -> bool:
-    """Whether the PDF job renders in worker processes (one per document) in this build."""
-    return parallel and jobs.Job("pdf") in todo
+class _PdfWorker:
+    """The PDF job's worker process in a parallel build. It is forked as the build starts,
+    before the load phase, and imports WeasyPrint (about 0.7 s of CPU) while this process
+    loads the content; it is then handed the loaded publication (pickled, through a pipe)
+    and renders the PDFs while this process renders the rest, or it is stopped when the PDFs
+    are up to date or the build failed. ``channel`` brings the handout's page map back."""
+
+    def __init__(self) -> None:
+        import multiprocessing  # ~6 ms
+
+        from pressroom.render.forked import Forked
+
+        self.channel = multiprocessing.get_context("fork").SimpleQueue()
+        read, self._orders = os.pipe()
+        orders = self._orders
+        self._job: Forked | None = Forked(lambda: _pdf_worker(read, orders, self.channel),
+                                          "the PDFs")
+        os.close(read)
+        self._writer: threading.Thread | None = None
+
+    def hand(self, pub: Publication, theme: Theme, parts: tuple[str, ...], niceness: int,
+             page_map: bool) -> None:
+        """Start the PDFs: ``parts`` of the PDF job; ``page_map``: send the handout's page map
+        through :attr:`channel`. The worker reads its orders after its imports, so a thread
+        writes them (a pipe holds 64 KiB; the demo's publication pickles to about 100 KiB)."""
+        data = pickle.dumps((pub, theme, parts, niceness, page_map))
+        self._writer = threading.Thread(target=_write_orders, daemon=True,
+                                        args=(self._orders, len(data).to_bytes(8, "big") + data))
+        self._writer.start()
+
+    def result(self) -> Rendered:
+        assert self._job is not None and self._writer is not None
+        try:
+            return pickle.loads(self._job.result())
+        finally:
+            self._writer.join()
+
+    def close(self) -> None:
+        """Stop the worker if it still runs (idempotent)."""
+        if self._job is not None:
+            self._job.close()  # a writer still blocked on the pipe now gets EPIPE and ends
+            self._job = None
+            if self._writer is not None:
+                self._writer.join()
+            os.close(self._orders)
+            self.channel.close()
+
+    def __enter__(self) -> _PdfWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _write_orders(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except BrokenPipeError:
+        pass  # the worker was stopped (or died: its result says how)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise PressroomError("the PDF worker's orders were cut short")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _pdf_worker(read: int, orders: int, channel: Any) -> bytes:
+    """The worker process (see :class:`_PdfWorker`): WeasyPrint first, then its orders. If
+    it fails before the handout is laid out, the ebook waiting for its page map is told."""
+    global _FORKED
+    os.close(orders)
+    try:
+        import weasyprint  # noqa: F401  (before the orders: this runs beside the load phase)
+
+        size = int.from_bytes(_read_exactly(read, 8), "big")
+        pub, theme, parts, niceness, page_map = pickle.loads(_read_exactly(read, size))
+    except BaseException:
+        channel.put(None)
+        raise
+    _FORKED = (pub, theme, jobs.PageMap(None, channel if page_map else None))
+    return pickle.dumps(_run_pdf_forked(parts, niceness))
 
 
 @dataclass
@@ -190,53 +288,39 @@ def _render_all(
     pub: Publication,
     theme: Theme,
     todo: list[jobs.Job],
-    parallel: bool,
+    worker: _PdfWorker | None,
     on_step: Callable[[str], None] | None,
     pages: jobs.PageMap,
     on_rendered: Callable[[str, Files], None] | None = None,
     checking: bool = False,
 ) -> dict[str, Rendered]:
     """Render every job in ``todo``, the ebook last (it waits for the handout's page map);
-    ``on_rendered(name, files)`` follows each job rendered here (EPUBCheck starts on the
-    ebook while the PDFs are still being drawn). ``checking``: EPUBCheck's JVM is running
-    for this build's ebook (the PDF processes yield the CPU to it)."""
-    global _FORKED
+    the PDFs in the ``worker`` process when there is one (the other jobs render here
+    meanwhile). ``on_rendered(name, files)`` follows each job rendered here (EPUBCheck starts
+    on the ebook while the PDFs are still being drawn). ``checking``: EPUBCheck's JVM is
+    running for this build's ebook (the PDF processes yield the CPU to it)."""
     results: dict[str, Rendered] = {}
-    # The PDFs dominate: they render in a worker process (the handout there, the quick
-    # reference in a process forked from it) and the other jobs render here meanwhile.
-    futures = []
-    if _forks_pdf(todo, parallel):
-        import multiprocessing  # only a parallel build needs these (~6 ms to import)
-        from concurrent.futures import ProcessPoolExecutor
-
+    if worker is not None:  # only given when the PDF job is in ``todo``
         from pressroom.render.pdf import pdf_parts
 
-        context = multiprocessing.get_context("fork")
         if pages.pages is None:
-            pages.channel = context.SimpleQueue()
-        _FORKED = (pub, theme, pages)
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            pages.channel = worker.channel
         if on_step:
             on_step("pdf")
-        futures = [pool.submit(_run_pdf_forked, pdf_parts(pub),
-                               PDF_NICENESS_BESIDE_EPUBCHECK if checking else 0)]
-    try:
-        for job in _ebook_after_handout(todo):
-            if futures and job.name == "pdf":
-                continue
-            if on_step:
-                on_step(job.name)
-            results[job.name] = _run(pub, theme, job, pages)
-            if on_rendered and not results[job.name][2]:
-                on_rendered(job.name, results[job.name][0])
-        if futures:
-            results["pdf"] = _merge([f.result() for f in futures])
-            if pages.channel is not None and pages.made is None and not pages.pdf_failed:
-                pages.receive()  # no ebook this build: keep the map for the cache
-    finally:
-        if futures:
-            pool.shutdown()
-            _FORKED = None
+        worker.hand(pub, theme, pdf_parts(pub),
+                    PDF_NICENESS_BESIDE_EPUBCHECK if checking else 0, pages.pages is None)
+    for job in _ebook_after_handout(todo):
+        if worker is not None and job.name == "pdf":
+            continue
+        if on_step:
+            on_step(job.name)
+        results[job.name] = _run(pub, theme, job, pages)
+        if on_rendered and not results[job.name][2]:
+            on_rendered(job.name, results[job.name][0])
+    if worker is not None:
+        results["pdf"] = worker.result()
+        if pages.channel is not None and pages.made is None and not pages.pdf_failed:
+            pages.receive()  # no ebook this build: keep the map for the cache
     return results
 
 
@@ -268,14 +352,18 @@ def build(config: Config, formats: tuple[str, ...] = FORMATS, strict: bool = Fal
     when the epubcheck package is installed, False skips it.
     """
     _known_formats(formats)
-    # EPUBCheck's JVM and the cover's raster start first, beside the load phase.
-    with _EarlyCheck(config, validate, formats, on_step) as check, \
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1
+    # The PDF worker, EPUBCheck's JVM and the cover's raster start first, beside the load
+    # phase (the worker first: it is forked, and the other two hold pipes it must not share).
+    with (_PdfWorker() if parallel and "pdf" in formats else contextlib.nullcontext()) as pdf, \
+            _EarlyCheck(config, validate, formats, on_step) as check, \
             cover_started(config, formats):
-        return _build(config, formats, strict, on_step, force, parallel, validate, check)
+        return _build(config, formats, strict, on_step, force, pdf, validate, check)
 
 
 def _build(config: Config, formats: tuple[str, ...], strict: bool,
-           on_step: Callable[[str], None] | None, force: bool, parallel: bool | None,
+           on_step: Callable[[str], None] | None, force: bool, worker: _PdfWorker | None,
            validate: bool | None, check: _EarlyCheck) -> BuildResult:
     fastpath.forget_digests()
     roots = list(dict.fromkeys([config.content_dir, *theme_roots(config)]))
@@ -291,14 +379,15 @@ def _build(config: Config, formats: tuple[str, ...], strict: bool,
         for message in old_jobs.get(name, {}).get("warnings", []):
             log.warning(message)
             result.warnings.append(message)
-    if parallel is None:
-        parallel = (os.cpu_count() or 1) > 1
+    if worker is not None and jobs.Job("pdf") not in todo:
+        worker.close()  # the PDFs are up to date
+        worker = None
     if validate and jobs.Job("epub") in todo:
         _validation_tools()
     handout_key = jobs.handout_key(pub, theme)
     pages = jobs.PageMap(jobs.cached_page_map(manifest, handout_key))
     check.needed(jobs.Job("epub") in todo)
-    rendered = _render_all(pub, theme, todo, parallel, on_step, pages, check.start,
+    rendered = _render_all(pub, theme, todo, worker, on_step, pages, check.start,
                            checking=check.running)
     errors = [err for _files, _warns, err in rendered.values() if err]
     if errors:
@@ -306,7 +395,7 @@ def _build(config: Config, formats: tuple[str, ...], strict: bool,
     jobs_manifest = {name: entry for name, entry in old_jobs.items()
                      if name in {j.name for j in keys} or jobs.Job(name).format not in formats}
     files = _collect(config, todo, keys, rendered, jobs_manifest, result,
-                     relog=_forks_pdf(todo, parallel))
+                     relog=worker is not None)
     if strict and result.warnings:
         raise PressroomError(f"{len(result.warnings)} warning(s) and --strict is on; nothing "
                              "was written:\n" + "\n".join(result.warnings))

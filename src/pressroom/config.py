@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copyreg
 import datetime as _dt
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Mapping, overload
+from typing import Any, Callable, Literal, Mapping, overload
 
 from pressroom.errors import ConfigError, ContentError
 from pressroom.fields import Fields, load_yaml, read_text
@@ -73,6 +74,18 @@ class NewsletterSettings:
     signup_url: str
     booking_url: str | None
     fallback_name: str
+
+
+def _frozen_mapping(items: dict) -> MappingProxyType:
+    return MappingProxyType(items)
+
+
+def _pickle_frozen(proxy: MappingProxyType) -> tuple[Callable[[dict], MappingProxyType], tuple]:
+    return _frozen_mapping, (dict(proxy),)
+
+
+# The frozen model pickles (a parallel build hands it to its PDF worker process that way).
+copyreg.pickle(MappingProxyType, _pickle_frozen)
 
 
 def _freeze(value: Any) -> Any:

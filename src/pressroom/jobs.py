@@ -7,6 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from pressroom import __version__, environment
 from pressroom.errors import RenderError
@@ -124,12 +125,15 @@ class PageMap:
         self.made: HandoutPages | None = None
         self.channel = channel
         self.pdf_failed = False
+        self.laid_out: Callable[[], None] | None = None  # called after put()
 
     def put(self, pages: HandoutPages) -> None:
         """Called by the PDF job with the laid-out handout's page map."""
         self.pages = self.made = pages
         if self.channel is not None:
             self.channel.put(pages)
+        if self.laid_out is not None:
+            self.laid_out()
 
     def receive(self) -> None:
         """Take the page map the PDF worker sent (None: the PDF failed before its layout)."""
