@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import time
 
 import pytest
@@ -120,4 +121,19 @@ def test_a_failed_handout_stops_the_quick_reference(project, monkeypatch, tmp_pa
     with pytest.raises(PressroomError, match="the handout could not be drawn"):
         build(load_config(project), ("pdf",), parallel=True, validate=False)
     assert not finished.exists()  # its process was killed, and reaped before build() returned
+    assert not (project / "output").exists()
+
+
+def test_a_pdf_worker_killed_before_the_layout_fails_the_build_instead_of_hanging(project,
+                                                                              monkeypatch):
+    """The ebook waits for the handout's page map from the worker; a worker that dies without
+    a word (killed, or crashed in a C library) must not leave it waiting for ever."""
+    def handout_html(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(pdf_module, "handout_html", handout_html)  # inherited by the fork
+    with pytest.raises(PressroomError, match="the PDFs: its process ended without a result "
+                                             r"\(killed by signal 9\)") as caught:
+        build(load_config(project), ("epub", "pdf"), parallel=True, validate=False)
+    assert "page list needs the handout's layout" in str(caught.value)
     assert not (project / "output").exists()

@@ -151,16 +151,16 @@ class _PdfWorker:
     are up to date or the build failed. ``channel`` brings the handout's page map back."""
 
     def __init__(self) -> None:
-        import multiprocessing  # ~6 ms
-
         from pressroom.render.forked import Forked
 
-        self.channel = multiprocessing.get_context("fork").SimpleQueue()
+        self.channel = _PageChannel()
         read, self._orders = os.pipe()
         orders = self._orders
         self._job: Forked | None = Forked(lambda: _pdf_worker(read, orders, self.channel),
                                           "the PDFs")
         os.close(read)
+        assert self._job.fd is not None
+        self.channel.ended = self._job.fd  # readable once the worker is done, or dead
         self._writer: threading.Thread | None = None
 
     def hand(self, pub: Publication, theme: Theme, parts: tuple[str, ...], niceness: int,
@@ -169,7 +169,7 @@ class _PdfWorker:
         through :attr:`channel`. The worker reads its orders after its imports, so a thread
         writes them (a pipe holds 64 KiB; the demo's publication pickles to about 100 KiB)."""
         data = pickle.dumps((pub, theme, parts, niceness, page_map))
-        self._writer = threading.Thread(target=_write_orders, daemon=True,
+        self._writer = threading.Thread(target=_write_all, daemon=True,
                                         args=(self._orders, len(data).to_bytes(8, "big") + data))
         self._writer.start()
 
@@ -178,6 +178,7 @@ class _PdfWorker:
         try:
             return pickle.loads(self._job.result())
         finally:
+            self.channel.ended = None  # that pipe is closed now
             self._writer.join()
 
     def close(self) -> None:
@@ -197,7 +198,37 @@ class _PdfWorker:
         self.close()
 
 
-def _write_orders(fd: int, data: bytes) -> None:
+class _PageChannel:
+    """The handout's page map (or None: its layout failed), from the PDF worker to the ebook's
+    job here, pickled through a pipe. :meth:`get` also answers None when the worker ended
+    without sending it (killed, or crashed in a C library), rather than waiting for ever."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        self.ended: int | None = None
+
+    def put(self, pages: Any) -> None:
+        data = pickle.dumps(pages)
+        _write_all(self._write, len(data).to_bytes(8, "big") + data)
+
+    def get(self) -> Any:
+        import select
+
+        if self.ended is None:  # the worker is done: the map was sent by now, or never will be
+            ready, _, _ = select.select([self._read], [], [], 0)
+        else:
+            ready, _, _ = select.select([self._read, self.ended], [], [])
+        if self._read not in ready:
+            return None
+        return pickle.loads(_read_exactly(self._read, int.from_bytes(
+            _read_exactly(self._read, 8), "big")))
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     try:
         while view:
@@ -211,13 +242,13 @@ def _read_exactly(fd: int, size: int) -> bytes:
     while left:
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
-            raise PressroomError("the PDF worker's orders were cut short")
+            raise PressroomError("a message to or from the PDF worker was cut short")
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
 
 
-def _pdf_worker(read: int, orders: int, channel: Any) -> bytes:
+def _pdf_worker(read: int, orders: int, channel: _PageChannel) -> bytes:
     """The worker process (see :class:`_PdfWorker`): WeasyPrint first, then its orders. If
     it fails before the handout is laid out, the ebook waiting for its page map is told."""
     global _FORKED
@@ -318,7 +349,10 @@ def _render_all(
         if on_rendered and not results[job.name][2]:
             on_rendered(job.name, results[job.name][0])
     if worker is not None:
-        results["pdf"] = worker.result()
+        try:
+            results["pdf"] = worker.result()
+        except PressroomError as exc:  # the worker died
+            results["pdf"] = ({}, [], exc.message)
         if pages.channel is not None and pages.made is None and not pages.pdf_failed:
             pages.receive()  # no ebook this build: keep the map for the cache
     return results
