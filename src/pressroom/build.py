@@ -124,7 +124,7 @@ def _run_pdf_forked(parts: tuple[str, ...], niceness: int = 0) -> Rendered:
         done = [_run_forked("pdf", "handout")] if "handout" in parts else []
         if done and done[0][2]:
             return _merge(done)  # the handout failed: the build fails, the others are stopped
-        start_others()  # none was started: no handout
+        start_others()  # (when the handout is not among them: its layout started them)
         for other in others.values():
             try:
                 done.append(pickle.loads(other.result()))
@@ -168,9 +168,8 @@ class _PdfWorker:
         """Start the PDFs: ``parts`` of the PDF job; ``page_map``: send the handout's page map
         through :attr:`channel`. The worker reads its orders after its imports, so a thread
         writes them (a pipe holds 64 KiB; the demo's publication pickles to about 100 KiB)."""
-        data = pickle.dumps((pub, theme, parts, niceness, page_map))
-        self._writer = threading.Thread(target=_write_all, daemon=True,
-                                        args=(self._orders, len(data).to_bytes(8, "big") + data))
+        self._writer = threading.Thread(target=_write_all, daemon=True, args=(
+            self._orders, _framed((pub, theme, parts, niceness, page_map))))
         self._writer.start()
 
     def result(self) -> Rendered:
@@ -208,8 +207,7 @@ class _PageChannel:
         self.ended: int | None = None
 
     def put(self, pages: Any) -> None:
-        data = pickle.dumps(pages)
-        _write_all(self._write, len(data).to_bytes(8, "big") + data)
+        _write_all(self._write, _framed(pages))
 
     def get(self) -> Any:
         import select
@@ -218,14 +216,22 @@ class _PageChannel:
             ready, _, _ = select.select([self._read], [], [], 0)
         else:
             ready, _, _ = select.select([self._read, self.ended], [], [])
-        if self._read not in ready:
-            return None
-        return pickle.loads(_read_exactly(self._read, int.from_bytes(
-            _read_exactly(self._read, 8), "big")))
+        return _unframed(self._read) if self._read in ready else None
 
     def close(self) -> None:
         os.close(self._read)
         os.close(self._write)
+
+
+def _framed(value: Any) -> bytes:
+    """``value`` pickled, after its length: one message through a pipe (:func:`_unframed`)."""
+    data = pickle.dumps(value)
+    return len(data).to_bytes(8, "big") + data
+
+
+def _unframed(fd: int) -> Any:
+    """The next message :func:`_framed` wrote to the pipe ``fd`` (waits for all of it)."""
+    return pickle.loads(_read_exactly(fd, int.from_bytes(_read_exactly(fd, 8), "big")))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -256,8 +262,7 @@ def _pdf_worker(read: int, orders: int, channel: _PageChannel) -> bytes:
     try:
         import weasyprint  # noqa: F401  (before the orders: this runs beside the load phase)
 
-        size = int.from_bytes(_read_exactly(read, 8), "big")
-        pub, theme, parts, niceness, page_map = pickle.loads(_read_exactly(read, size))
+        pub, theme, parts, niceness, page_map = _unframed(read)
     except BaseException:
         channel.put(None)
         raise
